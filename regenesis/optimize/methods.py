@@ -1,0 +1,264 @@
+"""The methods that propose candidate reasoning paths for one problem.
+
+Every method goes through the same bootstrap loop, filters, writer and cost report; only the
+proposing differs. A method turns one problem into candidates, each drawn with its own ``rollout_id``
+so that no two samples share a cached completion.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dspy
+
+from regenesis.evals.example import Example
+from regenesis.guidelines import Guideline, load_guidelines
+from regenesis.models import sampling_lm
+from regenesis.programs import ChainOfThoughtSolver, ReGenesis, SelfDiscover, STaR
+
+HINTED_ROLLOUT_OFFSET = 1_000_000
+
+
+@dataclass
+class Candidate:
+    """One proposed reasoning path: ``path`` is the training text (reasoning + final-answer line)."""
+
+    path: str
+    answer: str
+    sample_index: int
+    hinted: bool = False
+    provenance: dict = field(default_factory=dict)
+
+
+@dataclass
+class Sampler:
+    """Hands out sampling copies of one LM, one rollout id per sample."""
+
+    lm: dspy.LM
+    temperature: float = 0.8
+    top_p: float | None = 0.95
+
+    def __call__(self, rollout_id: int) -> dspy.LM:
+        return sampling_lm(self.lm, rollout_id, self.temperature, self.top_p)
+
+
+class Method:
+    """Base of the proposing methods. Subclasses set ``name`` and implement ``sample``."""
+
+    name = ""
+    uses_gold = True
+    supports_hint = False
+
+    def prepare(self, examples: Sequence[Example], sampler: Sampler) -> dict:
+        """Work done once per run before any problem (Self-Discover's task plan); returns provenance."""
+        return {}
+
+    def planned_generations(self) -> int:
+        raise NotImplementedError
+
+    def sample(self, example: Example, index: int, lm: dspy.LM, hint: str | None) -> Candidate:
+        raise NotImplementedError
+
+    def propose(self, example: Example, sampler: Sampler, hint: str | None = None,
+                ) -> tuple[list[Candidate], list[str]]:
+        """The candidates of one problem, and the errors (``"Type: message"``) of the samples that failed."""
+        candidates, errors = [], []
+        offset = HINTED_ROLLOUT_OFFSET if hint is not None else 0
+        for index in range(self.num_samples()):
+            try:
+                candidates.append(self.sample(example, index, sampler(offset + index), hint))
+            except Exception as exc:  # one failed sample never fails the problem
+                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+        return candidates, errors
+
+    def num_samples(self) -> int:
+        raise NotImplementedError
+
+
+class ChainOfThoughtMethod(Method):
+    """``cot``: zero-shot ``dspy.ChainOfThought`` samples, no hint (what BootstrapFinetune collects)."""
+
+    name = "cot"
+
+    def __init__(self, samples: int = 8):
+        self.samples = samples
+        self.program = ChainOfThoughtSolver()
+
+    def num_samples(self) -> int:
+        return self.samples
+
+    def planned_generations(self) -> int:
+        return self.samples
+
+    def sample(self, example, index, lm, hint):
+        with dspy.context(lm=lm):
+            prediction = self.program(question=example.question)
+        return Candidate(prediction.path, str(prediction.answer), index)
+
+
+class LMSIMethod(ChainOfThoughtMethod):
+    """``lmsi``: chain-of-thought samples filtered by their own majority answer; gold answers unused."""
+
+    name = "lmsi"
+    uses_gold = False
+
+
+class STaRMethod(Method):
+    """``star``: few-shot rationales; rationalization with the gold answer for the failures."""
+
+    name = "star"
+    supports_hint = True
+
+    def __init__(self, samples: int = 8):
+        self.samples = samples
+        self.program = STaR()
+
+    def num_samples(self) -> int:
+        return self.samples
+
+    def planned_generations(self) -> int:
+        return self.samples
+
+    def sample(self, example, index, lm, hint):
+        with dspy.context(lm=lm):
+            prediction = self.program(question=example.question, correct_answer=hint)
+        return Candidate(prediction.path, str(prediction.answer), index, hinted=hint is not None)
+
+
+class SelfDiscoverMethod(Method):
+    """``self-discover``: one plan per task (from a few of its problems), every problem solved with it."""
+
+    name = "self-discover"
+    plan_examples = 3
+
+    def __init__(self, samples: int = 8, guidelines: Sequence[Guideline] | None = None):
+        self.samples = samples
+        self.program = SelfDiscover(guidelines)
+        self.plans: dict[str, dspy.Prediction] = {}
+
+    def prepare(self, examples, sampler):
+        by_task: dict[str, list[Example]] = {}
+        for example in examples:
+            by_task.setdefault(example.task, []).append(example)
+        for task, task_examples in by_task.items():
+            with dspy.context(lm=sampler.lm):  # the plan is written once, greedily
+                self.plans[task] = self.program.discover([e.question for e in task_examples[: self.plan_examples]])
+        return {task: dict(plan) for task, plan in self.plans.items()}
+
+    def num_samples(self) -> int:
+        return self.samples
+
+    def planned_generations(self) -> int:
+        return self.samples
+
+    def sample(self, example, index, lm, hint):
+        plan = self.plans[example.task]
+        with dspy.context(lm=lm):
+            prediction = self.program(question=example.question, plan=plan.reasoning_plan)
+        return Candidate(prediction.path, str(prediction.answer), index,
+                         provenance={"guidelines": plan.guidelines, "reasoning_structure": plan.reasoning_plan})
+
+
+@dataclass(frozen=True)
+class ReGenesisBudget:
+    """How many guideline sets a problem gets: ``selections`` chosen by the model (one select call
+    each) plus ``singles`` sets of one seed guideline, with ``paths_per_set`` solve samples each."""
+
+    selections: int = 2
+    singles: int = 2
+    paths_per_set: int = 1
+
+    @property
+    def generations(self) -> int:
+        per_set = 2 + self.paths_per_set  # adapt, structure, then the solves
+        return self.selections * (1 + per_set) + self.singles * per_set
+
+    @classmethod
+    def for_generations(cls, generations: int, paths_per_set: int = 1) -> "ReGenesisBudget":
+        """Split a budget of generations per problem between selected and single-guideline sets, half each."""
+        per_set = 2 + paths_per_set
+        selections = max(1, generations // (2 * (1 + per_set)))
+        singles = max(0, (generations - selections * (1 + per_set)) // per_set)
+        return cls(selections, singles, paths_per_set)
+
+
+class ReGenesisMethod(Method):
+    """``regenesis``: guideline sets → adapt → structure → solve; a hinted pass for the unsolved."""
+
+    name = "regenesis"
+    supports_hint = True
+
+    def __init__(self, budget: ReGenesisBudget = ReGenesisBudget(), guidelines: Sequence[Guideline] | None = None,
+                 label_free: bool = False):
+        self.budget = budget
+        self.guidelines = list(guidelines) if guidelines is not None else load_guidelines()
+        self.program = ReGenesis(guidelines=self.guidelines)
+        self.uses_gold = not label_free
+        self.supports_hint = not label_free
+
+    def num_samples(self) -> int:
+        return (self.budget.selections + self.budget.singles) * self.budget.paths_per_set
+
+    def planned_generations(self) -> int:
+        return self.budget.generations
+
+    def guideline_sets(self, example: Example, sampler: Sampler, offset: int) -> tuple[list[list[int]], list[str]]:
+        """The candidate sets of one problem: the model's selections, then single seed guidelines."""
+        sets, errors = [], []
+        for i in range(self.budget.selections):
+            try:
+                with dspy.context(lm=sampler(offset + i)):
+                    sets.append(self.program.select_guidelines(example.question))
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+        order = list(range(len(self.guidelines)))
+        random.Random(example.id).shuffle(order)  # a different, reproducible choice of singles per problem
+        sets.extend([i] for i in order[: self.budget.singles])
+        return sets, errors
+
+    def propose(self, example, sampler, hint=None):
+        offset = HINTED_ROLLOUT_OFFSET if hint is not None else 0
+        sets, errors = self.guideline_sets(example, sampler, offset)
+        candidates = []
+        for set_index, guideline_set in enumerate(sets):
+            for path_index in range(self.budget.paths_per_set):
+                index = set_index * self.budget.paths_per_set + path_index
+                try:
+                    with dspy.context(lm=sampler(offset + index)):
+                        prediction = self.program(question=example.question, guideline_set=guideline_set,
+                                                  correct_answer=hint)
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                    continue
+                candidates.append(Candidate(
+                    prediction.path, str(prediction.answer), index, hinted=hint is not None,
+                    provenance={"guidelines": prediction.guidelines,
+                                "adapted_guidelines": prediction.adapted_guidelines,
+                                "reasoning_structure": prediction.reasoning_structure},
+                ))
+        return candidates, errors
+
+
+METHOD_NAMES = ("regenesis", "star", "lmsi", "cot", "self-discover")
+
+
+def build_method(name: str, generations: int | None = None, *, guidelines: Sequence[Guideline] | None = None,
+                 label_free: bool = False, regenesis_budget: ReGenesisBudget | None = None) -> Method:
+    """The method called ``name``; ``generations`` is the shared budget of generations per problem."""
+    if label_free and name != "regenesis":
+        raise ValueError("--label-free applies to --method regenesis (lmsi is label-free already)")
+    if name == "regenesis":
+        budget = regenesis_budget or (ReGenesisBudget.for_generations(generations) if generations else ReGenesisBudget())
+        return ReGenesisMethod(budget, guidelines, label_free=label_free)
+    samples = generations or 8
+    if name == "star":
+        return STaRMethod(samples)
+    if name == "lmsi":
+        return LMSIMethod(samples)
+    if name == "cot":
+        return ChainOfThoughtMethod(samples)
+    if name == "self-discover":
+        return SelfDiscoverMethod(samples, guidelines)
+    raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHOD_NAMES)}")

@@ -1,0 +1,39 @@
+"""STaR (Zelikman et al., 2022): few-shot chain of thought, with rationalization for the failures."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import dspy
+
+from regenesis.programs.chain_of_thought import with_path
+from regenesis.signatures.answer import AnswerQuestion
+from regenesis.signatures.star import RationalizeAnswer
+
+
+def load_exemplars() -> list[dspy.Example]:
+    """The worked exemplars STaR prompts with (``regenesis/data/star_exemplars.json``)."""
+    text = (resources.files("regenesis") / "data" / "star_exemplars.json").read_text(encoding="utf-8")
+    return [dspy.Example(**row).with_inputs("question") for row in json.loads(text)]
+
+
+class STaR(dspy.Module):
+    """Generate a rationale from a few-shot prompt; with ``correct_answer``, rationalize instead."""
+
+    def __init__(self, exemplars: list[dspy.Example] | None = None):
+        super().__init__()
+        exemplars = exemplars if exemplars is not None else load_exemplars()
+        self.generate = dspy.ChainOfThought(AnswerQuestion)
+        self.generate.predict.demos = list(exemplars)
+        self.rationalize = dspy.ChainOfThought(RationalizeAnswer)
+        self.rationalize.predict.demos = [e.copy(correct_answer=e.answer) for e in exemplars]
+
+    def forward(self, question: str, correct_answer: str | None = None):
+        if correct_answer is None:
+            prediction = self.generate(question=question)
+        else:
+            prediction = self.rationalize(question=question, correct_answer=str(correct_answer))
+        prediction = with_path(prediction)
+        prediction.hinted = correct_answer is not None
+        return prediction

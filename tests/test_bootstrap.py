@@ -1,0 +1,130 @@
+"""The bootstrap loop's filtering, hint handling, cap and resume, proven with scripted models."""
+
+import json
+
+import dspy
+import pytest
+from dspy.utils import DummyLM
+
+from regenesis.evals.example import Example
+from regenesis.optimize.bootstrap import SynthesisConfig, majority_answer, synthesize
+from regenesis.optimize.store import PROBLEMS_FILE, ROWS_FILE
+
+PENS = Example(id="t/0", question="If 3 pens cost 6 dollars, what do 5 pens cost?", gold="10",
+               answer_type="number", task="t")
+SOUND = {"reasoning": "One pen costs 6 / 3 = 2 dollars. Five pens cost 5 * 2 = 10 dollars.", "answer": "10"}
+SOUND_2 = {"reasoning": "Each pen is 6 / 3 = 2 dollars, so 5 pens are 2 * 5 = 10 dollars.", "answer": "10"}
+SOUND_3 = {"reasoning": "Price per pen: 6 / 3 = 2. For 5 pens: 5 * 2 = 10.", "answer": "10"}
+SOUND_4 = {"reasoning": "3 pens are 6 dollars, 6 pens are 12 dollars, one pen fewer is 12 - 2 = 10.", "answer": "10"}
+WRONG = {"reasoning": "Five pens cost 5 + 6 = 11 dollars.", "answer": "11"}
+LUCKY = {"reasoning": "Five pens cost 5 * 3 = 10 dollars.", "answer": "10"}
+LEAK = {"reasoning": "The given answer is 10, so 5 pens cost 10 dollars.", "answer": "10"}
+
+
+def rows(out):
+    return [json.loads(line) for line in (out / ROWS_FILE).read_text().splitlines()]
+
+
+def run(tmp_path, answers, config, examples=(PENS,), name="run"):
+    lm = DummyLM(answers)
+    return synthesize(lm, list(examples), tmp_path / name, config, progress=False), tmp_path / name
+
+
+def test_wrong_answers_false_arithmetic_and_duplicates_are_dropped(tmp_path):
+    config = SynthesisConfig(method="cot", generations=5, num_threads=1)
+    report, out = run(tmp_path, [SOUND, WRONG, LUCKY, SOUND, SOUND_2], config)
+    kept = rows(out)
+    assert [r["messages"][1]["content"] for r in kept] == [
+        SOUND["reasoning"] + "\nThe answer is 10.", SOUND_2["reasoning"] + "\nThe answer is 10."]
+    assert report["dropped"] == {"answer": 1, "arithmetic": 1, "duplicate": 1}
+    assert report["kept_rows"] == 2 and report["solved_without_hint"] == 1
+    first = kept[0]
+    assert first["messages"][0]["role"] == "user" and PENS.question in first["messages"][0]["content"]
+    assert first["meta"]["problem_id"] == "t/0" and first["meta"]["hinted"] is False
+
+
+def test_hint_pass_never_leaks_the_hint_into_a_kept_row(tmp_path):
+    config = SynthesisConfig(method="star", generations=2, num_threads=1)
+    report, out = run(tmp_path, [WRONG, WRONG, LEAK, SOUND], config)
+    kept = rows(out)
+    assert len(kept) == 1 and kept[0]["meta"]["hinted"] is True
+    assert report["solved_without_hint"] == 0 and report["solved_with_hint"] == 1
+    assert report["dropped"]["hint_leak"] == 1
+    for row in kept:
+        text = json.dumps(row["messages"]).lower()
+        assert "given answer" not in text and "correct_answer" not in text and "hint" not in text
+
+
+def test_no_hint_pass_when_turned_off(tmp_path):
+    config = SynthesisConfig(method="star", generations=2, num_threads=1, hint_pass=False)
+    report, out = run(tmp_path, [WRONG, WRONG, SOUND, SOUND], config)
+    assert rows(out) == [] and report["solved_with_hint"] == 0 and report["generations"] == 2
+
+
+def test_the_cap_per_problem_holds(tmp_path):
+    config = SynthesisConfig(method="cot", generations=4, max_kept=2, num_threads=1)
+    report, out = run(tmp_path, [SOUND, SOUND_2, SOUND_3, SOUND_4], config)
+    assert len(rows(out)) == 2
+    assert report["dropped"]["over_cap"] == 2
+
+
+def test_label_free_keeps_the_majority_and_skips_ties():
+    assert majority_answer(["10", "11", "10", None]) == "10"
+    assert majority_answer(["10", "11"]) is None
+    assert majority_answer(["10", "11", "11", "10"]) is None
+    assert majority_answer(["10"]) is None
+
+
+def test_lmsi_keeps_paths_that_reach_the_majority_answer_without_gold(tmp_path):
+    wrong_gold = Example(id="t/1", question=PENS.question, gold="999", answer_type="number", task="t")
+    config = SynthesisConfig(method="lmsi", generations=3, num_threads=1)
+    report, out = run(tmp_path, [SOUND, WRONG, SOUND_2], config, examples=(wrong_gold,))
+    kept = rows(out)
+    assert len(kept) == 2 and {r["meta"]["majority_answer"] for r in kept} == {"10"}
+    assert all(r["meta"]["gold"] is None for r in kept)
+
+
+PROBLEMS = [Example(id=f"t/{n}", question=f"What is {n} plus {n}?", gold=str(2 * n), answer_type="number", task="t")
+            for n in range(1, 6)]
+SCRIPT = {f"What is {n} plus {n}?": {"reasoning": f"{n} + {n} = {2 * n}.", "answer": str(2 * n)} for n in range(1, 6)}
+
+
+def test_resume_after_an_interrupted_run_gives_exactly_the_rows_of_an_uninterrupted_run(tmp_path):
+    config = SynthesisConfig(method="cot", generations=1, num_threads=2)
+    _, whole = run(tmp_path, SCRIPT, config, examples=PROBLEMS, name="whole")
+    _, broken = run(tmp_path, SCRIPT, config, examples=PROBLEMS, name="broken")
+
+    # What a kill can leave: two problems finished, rows of a third written without its record,
+    # and a torn line at the end of each file.
+    finished = (broken / PROBLEMS_FILE).read_text().splitlines()[:2]
+    (broken / PROBLEMS_FILE).write_text("\n".join(finished) + '\n{"problem_id": "t/')
+    done = {json.loads(line)["problem_id"] for line in finished}
+    written = [line for line in (broken / ROWS_FILE).read_text().splitlines()]
+    orphan = next(line for line in written if json.loads(line)["meta"]["problem_id"] not in done)
+    kept_lines = [line for line in written if json.loads(line)["meta"]["problem_id"] in done]
+    (broken / ROWS_FILE).write_text("\n".join(kept_lines + [orphan]) + "\n" + orphan[:25])
+
+    report = synthesize(DummyLM(SCRIPT), PROBLEMS, broken, config, progress=False)
+    key = lambda r: (r["meta"]["problem_id"], r["meta"]["sample_index"])  # noqa: E731
+    assert sorted(rows(broken), key=key) == sorted(rows(whole), key=key)
+    assert report["problems"] == 5 and report["kept_rows"] == 5
+    assert len((broken / PROBLEMS_FILE).read_text().splitlines()) == 5
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path):
+    from regenesis.errors import BadInput
+
+    config = SynthesisConfig(method="cot", generations=1, num_threads=1)
+    run(tmp_path, SCRIPT, config, examples=PROBLEMS[:1])
+    with pytest.raises(BadInput, match="other settings"):
+        run(tmp_path, SCRIPT, SynthesisConfig(method="cot", generations=2, num_threads=1), examples=PROBLEMS[:1])
+
+
+def test_model_errors_are_counted_and_skipped(tmp_path):
+    class Failing(DummyLM):
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("server down")
+
+    config = SynthesisConfig(method="cot", generations=2, num_threads=1)
+    report = synthesize(Failing([]), [PENS], tmp_path / "failing", config, progress=False)
+    assert report["errors"] == 2 and report["kept_rows"] == 0 and report["problems"] == 1
