@@ -165,6 +165,7 @@ class _InProcessEngine:
 
 
 JSON_OVERHEAD_TOKENS = 64
+MAX_ARRAY_ITEMS = 16
 
 
 def count_strings(schema: Any) -> int:
@@ -176,7 +177,7 @@ def count_strings(schema: Any) -> int:
 
 
 def bounded_strings(schema: Any, max_chars: int) -> Any:
-    """The JSON schema with a ``maxLength`` on every string that has none.
+    """The JSON schema with a ``maxLength`` on every string and a ``maxItems`` on every array.
 
     A small model can repeat itself inside a string until it runs out of tokens, leaving JSON that
     never closes; a length bound in the grammar forces the string, and so the object, to end. A token
@@ -187,6 +188,8 @@ def bounded_strings(schema: Any, max_chars: int) -> Any:
         bounded = {key: bounded_strings(value, max_chars) for key, value in schema.items()}
         if bounded.get("type") == "string" and "maxLength" not in bounded and "enum" not in bounded:
             bounded["maxLength"] = max_chars
+        if bounded.get("type") == "array" and "maxItems" not in bounded:
+            bounded["maxItems"] = MAX_ARRAY_ITEMS
         return bounded
     if isinstance(schema, list):
         return [bounded_strings(item, max_chars) for item in schema]

@@ -1,31 +1,40 @@
-"""`regenesis solve`: answer one question with a reasoning program."""
+"""`regenesis solve`: answer one question with ReGenesis (or plain chain of thought) and show the work."""
 
 import dspy
 from rich.console import Console
 
 from regenesis.cli import add_model_options
 from regenesis.errors import BadInput
-from regenesis.models import resolve_lm
+from regenesis.models import adapter_for, resolve_lm
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("solve", help="answer one question with step-by-step reasoning",
+    parser = commands.add_parser("solve", help="answer one question, showing guidelines, plan and reasoning",
                                  description=__doc__)
     parser.add_argument("question", help="the question to answer")
     add_model_options(parser)
+    parser.add_argument("--program", choices=["regenesis", "cot"], default="regenesis",
+                        help="regenesis: guidelines → adapted → structure → path (default); cot: chain of thought")
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from regenesis.programs import ChainOfThoughtSolver
+    from regenesis.programs import ChainOfThoughtSolver, ReGenesis
 
     if not args.question.strip():
         raise BadInput("solve: the question is empty")
     lm = resolve_lm(args.model, api_base=args.api_base, api_key=args.api_key, max_tokens=args.max_tokens)
-    with dspy.context(lm=lm):
-        prediction = ChainOfThoughtSolver()(question=args.question)
+    program = ReGenesis() if args.program == "regenesis" else ChainOfThoughtSolver()
+    with dspy.context(lm=lm, adapter=adapter_for(lm)):
+        prediction = program(question=args.question)
     console = Console()
+    if args.program == "regenesis":
+        console.print(f"[bold]Guidelines:[/bold] {', '.join(prediction.guidelines)}", highlight=False)
+        console.print("[bold]Adapted to the problem[/bold]", highlight=False)
+        console.print(prediction.adapted_guidelines, highlight=False)
+        console.print("[bold]Reasoning structure[/bold]", highlight=False)
+        console.print(prediction.reasoning_structure, highlight=False)
     console.print("[bold]Reasoning[/bold]")
     console.print(prediction.reasoning, highlight=False)
     console.print(f"[bold]Answer:[/bold] {prediction.answer}", highlight=False)

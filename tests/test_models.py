@@ -1,0 +1,116 @@
+"""Model spec resolution, its errors, and the real embedded model through DSPy."""
+
+import dspy
+import pytest
+
+from regenesis.models import (
+    DEFAULT_MODEL,
+    LlamaCppEngine,
+    ModelSpecError,
+    TransformersEngine,
+    adapter_for,
+    bounded_strings,
+    resolve_lm,
+    sample_lms,
+)
+
+
+def test_no_spec_gives_the_embedded_default():
+    lm = resolve_lm(None)
+    assert isinstance(lm.engine, LlamaCppEngine) and lm.engine.path.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert lm.model == "local/smollm2-135m" and DEFAULT_MODEL == "local/smollm2-135m"
+    assert isinstance(adapter_for(lm), dspy.JSONAdapter)
+
+
+def test_a_gguf_file_and_a_folder_holding_one(tmp_path):
+    source = resolve_lm(None).engine.path
+    gguf = tmp_path / "my-model.gguf"
+    gguf.symlink_to(source)
+    assert resolve_lm(str(gguf)).engine.path == str(gguf.resolve())
+    assert resolve_lm(str(tmp_path)).model == "local/my-model"
+
+
+def test_a_hugging_face_folder_runs_through_transformers(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    lm = resolve_lm(str(tmp_path))
+    assert isinstance(lm.engine, TransformersEngine) and lm.engine.path == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize("spec", ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest",
+                                  "together_ai/meta-llama/Llama-3-8b-chat-hf"])
+def test_hosted_strings_resolve_without_a_call(spec, monkeypatch):
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "TOGETHER_API_KEY"):
+        monkeypatch.setenv(var, "test-key")
+    lm = resolve_lm(spec)
+    assert lm.model == spec and not hasattr(lm.engine, "complete")
+    assert isinstance(adapter_for(lm), dspy.ChatAdapter)
+
+
+def test_local_servers_need_no_key(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert resolve_lm("ollama_chat/llama3").model == "ollama_chat/llama3"
+    lm = resolve_lm("openai/my-model", api_base="http://localhost:8000/v1")
+    assert lm.kwargs["api_base"] == "http://localhost:8000/v1" and lm.kwargs["api_key"]
+
+
+def test_a_hosted_model_without_its_key_names_the_variable(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(ModelSpecError, match="ANTHROPIC_API_KEY"):
+        resolve_lm("anthropic/claude-3-5-haiku-latest")
+
+
+def test_unknown_specs_list_the_accepted_forms():
+    with pytest.raises(ModelSpecError, match="Accepted forms") as error:
+        resolve_lm("smollm")
+    assert "local/smollm2-135m" in str(error.value) and "LiteLLM" in str(error.value)
+    with pytest.raises(ModelSpecError, match="Accepted forms"):
+        resolve_lm("local/unknown-model")
+
+
+def test_missing_or_invalid_gguf_paths_are_named(tmp_path):
+    with pytest.raises(ModelSpecError, match="missing.gguf: no such file"):
+        resolve_lm(str(tmp_path / "missing.gguf"))
+    fake = tmp_path / "fake.gguf"
+    fake.write_text("not a model")
+    with pytest.raises(ModelSpecError, match="fake.gguf: not a GGUF file"):
+        resolve_lm(str(fake))
+
+
+def test_a_local_server_that_is_down_fails_after_retries_naming_the_url():
+    lm = resolve_lm("openai/my-model", api_base="http://127.0.0.1:9/v1", num_retries=1, cache=False)
+    with pytest.raises(Exception, match="127.0.0.1:9"):
+        lm("hello")
+
+
+def test_grammar_bounds_every_string_so_json_always_closes():
+    schema = {"type": "object", "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"},
+                                               "choice": {"type": "string", "enum": ["A", "B"]}}}
+    bounded = bounded_strings(schema, 300)
+    assert bounded["properties"]["reasoning"]["maxLength"] == 300
+    assert "maxLength" not in bounded["properties"]["choice"]
+
+
+class QA(dspy.Signature):
+    """Solve the math word problem step by step."""
+
+    question: str = dspy.InputField()
+    reasoning: str = dspy.OutputField()
+    answer: float = dspy.OutputField()
+
+
+@pytest.mark.model
+def test_the_embedded_model_answers_a_typed_signature_that_parses():
+    lm = resolve_lm(None, max_tokens=256)
+    with dspy.context(lm=lm, adapter=adapter_for(lm)):
+        prediction = dspy.Predict(QA)(question="If 3 pens cost 6 dollars, what do 5 pens cost?")
+    assert isinstance(prediction.answer, float) and prediction.reasoning.strip()
+
+
+@pytest.mark.model
+def test_n_distinct_samples_of_one_prompt():
+    lm = resolve_lm(None, max_tokens=48)
+    messages = [{"role": "user", "content": "Write one short sentence about the sea."}]
+    texts = [copy(messages=messages)[0] for copy in sample_lms(lm, 4, temperature=1.0)]
+    assert len(set(texts)) == 4
+    again = [copy(messages=messages)[0] for copy in sample_lms(lm, 4, temperature=1.0)]
+    assert again == texts  # the same rollout ids are the same samples (cached), never new ones

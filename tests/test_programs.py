@@ -1,0 +1,114 @@
+"""ReGenesis and the baselines as DSPy modules, with scripted models."""
+
+import dspy
+from dspy.teleprompt.bootstrap_trace import bootstrap_trace_data
+from dspy.utils import DummyLM
+
+from regenesis.evals.example import Example
+from regenesis.evals.matching import is_correct
+from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.optimize.filters import FilterOptions
+from regenesis.programs import ChainOfThoughtSolver, ReGenesis, SelfDiscover
+from regenesis.programs.chain_of_thought import with_path
+from regenesis.signatures.answer import AnswerQuestion
+
+def asks(field):
+    """The part of a ChatAdapter prompt that names the first output field: a key for DummyLM's dict mode."""
+    return f"starting with the field `[[ ## {field} ## ]]`"
+
+
+STEPS = {
+    asks("selected"): {"selected": "[3, 1]"},
+    asks("adapted_guidelines"): {"adapted_guidelines": "List the two prices and the count of pens."},
+    asks("reasoning_structure"): {"reasoning_structure": "1. Price of one pen. 2. Price of five pens."},
+    asks("reasoning"): {"reasoning": "One pen costs 6 / 3 = 2 dollars; five cost 5 * 2 = 10 dollars.", "answer": "10"},
+}
+
+
+def scripted(steps):
+    """A DummyLM that answers each step by the output field its prompt asks for."""
+    return DummyLM({key: value for key, value in steps.items()})
+
+
+def test_regenesis_chains_the_four_steps_and_shows_its_work():
+    with dspy.context(lm=scripted(STEPS)):
+        prediction = ReGenesis()(question="If 3 pens cost 6 dollars, what do 5 pens cost?")
+    assert prediction.answer == "10"
+    assert prediction.guidelines == ["list-facts", "decompose"] and prediction.guideline_set == [2, 0]
+    assert prediction.adapted_guidelines.startswith("List the two prices")
+    assert prediction.reasoning_structure.startswith("1. Price of one pen")
+    assert prediction.path.endswith("five cost 5 * 2 = 10 dollars.\nThe answer is 10.")
+
+
+def test_regenesis_stands_in_for_chain_of_thought_inside_a_program():
+    class ReadAndAnswer(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.answer = ReGenesis("context, question -> answer")
+
+        def forward(self, context, question):
+            return self.answer(context=context, question=question)
+
+    with dspy.context(lm=scripted(STEPS)):
+        prediction = ReadAndAnswer()(context="Pens are sold in packs.", question="What do 5 pens cost?")
+    assert prediction.answer == "10" and prediction.reasoning
+    solve = ReGenesis("context, question -> answer").solve.signature
+    assert list(solve.input_fields) == ["context", "question", "reasoning_structure"]
+    assert list(solve.output_fields) == ["reasoning", "answer"]
+    assert "reasoning structure" in solve.instructions
+
+
+def test_a_given_guideline_set_skips_selection_and_the_hint_reaches_only_hinted_steps():
+    lm = scripted({k: v for k, v in STEPS.items() if k != asks("selected")})
+    program = ReGenesis()
+    with dspy.context(lm=lm):
+        prediction = program(question="What do 5 pens cost?", guideline_set=[4], correct_answer="10")
+    assert prediction.guidelines == ["work-backwards"] and prediction.hinted
+    prompts = [entry["messages"][-1]["content"] for entry in lm.history]
+    assert len(prompts) == 3 and all("correct_answer" in p for p in prompts)
+
+
+def test_self_discover_writes_one_plan_for_the_task():
+    lm = scripted({asks("selected"): {"selected": "[1]"},
+                   asks("adapted_guidelines"): {"adapted_guidelines": "Split into parts."},
+                   asks("reasoning_plan"): {"reasoning_plan": '{"Step 1: find unit price": ""}'},
+                   asks("reasoning"): {"reasoning": "Unit price 2, so 5 * 2 = 10.", "answer": "10"}})
+    program = SelfDiscover()
+    with dspy.context(lm=lm):
+        plan = program.discover(["What do 5 pens cost?", "What do 7 pens cost?"])
+        first = program(question="What do 5 pens cost?", plan=plan.reasoning_plan)
+    assert plan.reasoning_plan == '{"Step 1: find unit price": ""}' and first.answer == "10"
+
+
+def test_cot_method_keeps_what_dspy_bootstrap_finetune_collects():
+    """`--method cot` is BootstrapFinetune's data collection from a ChainOfThought student."""
+    problems = [("If 3 pens cost 6 dollars, what do 5 pens cost?", "10"),
+                ("What is 4 times 3?", "12"), ("What is 9 minus 2?", "7")]
+    script = {"3 pens": {"reasoning": "One pen costs 6 / 3 = 2, so 5 * 2 = 10.", "answer": "10"},
+              "4 times 3": {"reasoning": "4 + 3 = 7.", "answer": "7"},
+              "9 minus 2": {"reasoning": "9 - 2 = 7.", "answer": "7"}}
+    examples = [Example(id=f"t/{i}", question=q, gold=g, answer_type="number", task="t")
+                for i, (q, g) in enumerate(problems)]
+
+    def metric(example, prediction, trace=None):
+        return is_correct(with_path(prediction).path, examples[int(example.id[2:])])
+
+    trainset = [dspy.Example(id=e.id, question=e.question).with_inputs("question") for e in examples]
+    with dspy.context(lm=DummyLM(script)):
+        traces = bootstrap_trace_data(dspy.ChainOfThought(AnswerQuestion), trainset, metric=metric, num_threads=1)
+    dspy_kept = {(t["example"].id, with_path(t["prediction"]).path) for t in traces if t["score"]}
+
+    config = SynthesisConfig(method="cot", generations=1, hint_pass=False, num_threads=1,
+                             filters=FilterOptions(arithmetic=False, form=False, choice_support=False))
+    import tempfile, json, pathlib  # noqa: E401
+    out = pathlib.Path(tempfile.mkdtemp())
+    synthesize(DummyLM(script), examples, out, config, progress=False)
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    ours = {(r["meta"]["problem_id"], r["messages"][1]["content"]) for r in rows}
+    assert ours == dspy_kept and len(ours) == 2
+
+
+def test_chain_of_thought_solver_adds_the_training_path():
+    with dspy.context(lm=DummyLM([{"reasoning": "2 + 2 = 4.", "answer": "4"}])):
+        prediction = ChainOfThoughtSolver()(question="What is 2 + 2?")
+    assert prediction.path == "2 + 2 = 4.\nThe answer is 4."
