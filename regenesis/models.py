@@ -27,6 +27,10 @@ from typing import Any
 import dspy
 from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
 
+# llama.cpp's OpenMP workers spin while idle; on a small machine that starves the calling thread
+# (3-5x slower calls from the main thread). Passive waiting must be set before llama.cpp loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 DEFAULT_MODEL = "local/smollm2-135m"
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_CONTEXT = 2048

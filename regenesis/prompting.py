@@ -17,7 +17,7 @@ def user_prompt(question: str) -> str:
 
 
 def answer_line(answer: str) -> str:
-    answer = str(answer).strip().rstrip(".")
+    answer = str(answer).strip().strip(",;:").strip().rstrip(".")
     return f"{ANSWER_PREFIX} {answer}."
 
 

@@ -26,12 +26,15 @@ def add_model_options(parser: argparse.ArgumentParser, flag: str = "--model") ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from regenesis.cli import models, solve, synthesize, tasks
+    from regenesis.cli import experiment, finetune, models, solve, synthesize, tasks
     from regenesis.cli import eval as eval_command
 
-    parser = argparse.ArgumentParser(prog="regenesis", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="regenesis",
+        description="Grow reasoning training data with ReGenesis (guidelines → structure → path) and distill it with TRL.",
+        epilog="Exit codes: 0 success, 2 bad usage or bad input, 1 a failure during the run.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (models, tasks, solve, synthesize, eval_command):
+    for module in (models, tasks, solve, synthesize, finetune, eval_command, experiment):
         module.register(commands)
     return parser
 
