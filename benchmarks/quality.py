@@ -39,7 +39,7 @@ from regenesis.optimize.filters import (ArithmeticFilter, FilterOptions, PathFil
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DEFAULT_FIXTURE = SHARED / "fixtures" / "labelled-paths.jsonl"
 GSM8K = SHARED / "datasets" / "gsm8k"
-CHEAP_FILTERS = ("form", "arithmetic", "choice_support")
+CHEAP_FILTERS = ("form", "arithmetic", "number_support", "choice_support")
 
 
 def load_rows(path: Path) -> list[dict]:
@@ -61,7 +61,7 @@ def example_of(row: dict) -> Example:
 
 def options_for(names: set[str], judge_model: str | None = None) -> FilterOptions:
     return FilterOptions(arithmetic="arithmetic" in names, form="form" in names,
-                         choice_support="choice_support" in names,
+                         choice_support="choice_support" in names, number_support="number_support" in names,
                          judge_model=judge_model if "judge" in names else None)
 
 

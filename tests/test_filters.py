@@ -153,7 +153,8 @@ def test_form_keeps_a_path_ending_in_its_answer(path):
     ("]\n{\nThe answer is 72.", "no reasoning before the answer (0 words or numbers)"),
     ("The answer is 18.\nPlease give the next step.", "no final answer on the last line"),
     ("The answer is 35.\nSo 31 + 35 = 66.\nThe answer is 66.", "answers 66 on the last line but 35 before it"),
-    ("The answer is 18.\nStep 1: The answer is 18.\nThe answer is 18.", "states the final answer 3 times"),
+    ("He sells 9 eggs at 2 dollars.\nThe answer is 18.\nStep 1: The answer is 18.\nThe answer is 18.",
+     "states the final answer 3 times"),
     ("Since the given answer is 18, we work back.\nThe answer is 18.", "trace of the prompt: 'the given answer'"),
     ("I think about the answer. " * 5 + "\nThe answer is 18.",
      "degenerate repetition: 'i think about the answer' 5 times"),
@@ -288,8 +289,10 @@ def test_embedded_model_judges_a_path():
 
 
 def test_build_filters_follows_the_options(monkeypatch):
-    assert [f.name for f in build_filters(FilterOptions())] == ["form", "arithmetic", "choice_support"]
-    assert build_filters(FilterOptions(form=False, arithmetic=False, choice_support=False)) == []
+    assert [f.name for f in build_filters(FilterOptions())] == ["form", "arithmetic", "number_support",
+                                                                "choice_support"]
+    assert build_filters(FilterOptions(form=False, arithmetic=False, number_support=False,
+                                       choice_support=False)) == []
     monkeypatch.setattr(filters_module, "resolve_lm", lambda spec: dspy.LM(spec, api_key="unused"))
     assert [f.name for f in build_filters(FilterOptions(judge_model="openai/gpt-4o-mini"))][-1] == "judge"
 
@@ -327,6 +330,7 @@ REACHED = {
     "answer matching only": (0.388, 1.0),
     "form": (0.714, 1.0),
     "arithmetic": (0.408, 1.0),
+    "number_support": (0.392, 1.0),
     "choice_support": (0.656, 1.0),
     "all together": (0.870, 1.0),
 }
@@ -347,3 +351,26 @@ def test_filters_on_labelled_paths():
     # checkable equality (a claimed remainder, a claimed program output) and one equates bare numbers.
     assert (arithmetic.caught, arithmetic.false_alarms) == (12, 1)
     assert repetition.caught == repetition.marked == 7
+
+
+NUMBER = Example(id="n", question="Natalia sold 48 clips in April and half as many in May. How many in all?",
+                 gold="72", answer_type="number")
+
+
+@pytest.mark.parametrize("path, passed", [
+    ("In May she sold 48 / 2 = 24 clips. In all 48 + 24 = 72 clips.\nThe answer is 72.", True),
+    ("She sold clips: \\[48 + 24 = 72\\] clips. Therefore, the answer is \\(\\boxed{72}\\).", True),
+    ("Natalia sold clips to 48 friends, then half a friend was sold 3 times.\nThe answer is 72.", False),
+    ("She sold 48 clips.\nThe answer is 72.\nThe correct answer is 72.", False),
+])
+def test_number_support_needs_the_answer_in_the_reasoning(path, passed):
+    from regenesis.optimize.filters import NumberSupportFilter
+
+    assert NumberSupportFilter().check(path, NUMBER).passed is passed
+
+
+def test_answer_lines_are_not_reasoning():
+    from regenesis.optimize.filters import FormFilter
+
+    verdict = FormFilter().check("The answer is 72\nThe answer is 72.", NUMBER)
+    assert not verdict.passed and verdict.reason.startswith("no reasoning before the answer")

@@ -41,6 +41,7 @@ def register(commands) -> None:
     quality = parser.add_argument_group("quality filters (after answer matching)")
     quality.add_argument("--no-arithmetic-check", action="store_true")
     quality.add_argument("--no-form-check", action="store_true")
+    quality.add_argument("--no-number-support-check", action="store_true")
     quality.add_argument("--no-choice-support-check", action="store_true")
     quality.add_argument("--judge", default=None, metavar="SPEC", help="a model spec that judges each kept path")
     parser.set_defaults(run=run)
@@ -63,6 +64,7 @@ def config_from_args(args):
     if args.generations is not None and args.generations < 1:
         raise BadInput("--generations must be at least 1")
     filters = FilterOptions(arithmetic=not args.no_arithmetic_check, form=not args.no_form_check,
+                            number_support=not args.no_number_support_check,
                             choice_support=not args.no_choice_support_check, judge_model=args.judge)
     return preset(args.preset, method=args.method, generations=args.generations,
                   regenesis=None if args.generations else budget, max_kept=args.max_kept,

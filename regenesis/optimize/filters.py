@@ -29,7 +29,7 @@ from typing import Protocol
 import dspy
 
 from regenesis.evals.example import Example
-from regenesis.evals.matching import extract_answer
+from regenesis.evals.matching import answers_equal, extract_answer
 from regenesis.models import adapter_for, resolve_lm
 from regenesis.signatures.judge import JudgeReasoning
 
@@ -66,6 +66,7 @@ class FilterOptions:
     arithmetic: bool = True
     form: bool = True
     choice_support: bool = True
+    number_support: bool = True
     judge_model: str | None = None  # a model spec (see regenesis.models); None turns the judge off
     max_chars: int = 4000
     hint_phrases: tuple[str, ...] = DEFAULT_HINT_PHRASES
@@ -78,6 +79,8 @@ def build_filters(options: FilterOptions) -> list[PathFilter]:
         filters.append(FormFilter(options.max_chars, options.hint_phrases))
     if options.arithmetic:
         filters.append(ArithmeticFilter())
+    if options.number_support:
+        filters.append(NumberSupportFilter())
     if options.choice_support:
         filters.append(ChoiceSupportFilter())
     if options.judge_model:
@@ -217,6 +220,7 @@ def degenerate_repetition(text: str, example: Example) -> str:
     return ""
 
 
+_NUMBER_IN_TEXT = re.compile(r"-?\d+(?:\.\d+)?")
 MIN_REASONING_TERMS = 3  # words or numbers; "]\n{" or "So:" before the answer is no reasoning
 
 
@@ -246,7 +250,8 @@ class FormFilter:
         final = final_answer(path, example)
         if final is None:
             return "no final answer on the last line"
-        reasoning_terms = re.findall(r"[A-Za-z]{2,}|\d+(?:\.\d+)?", "\n".join(logical_lines(path)[:-1]))
+        reasoning = [line for line in logical_lines(path)[:-1] if not is_answer_line(line)]
+        reasoning_terms = re.findall(r"[A-Za-z]{2,}|\d+(?:\.\d+)?", "\n".join(reasoning))
         if len(reasoning_terms) < MIN_REASONING_TERMS:
             return f"no reasoning before the answer ({len(reasoning_terms)} words or numbers)"
         earlier = [answer_of(line, example) for line in logical_lines(path)[:-1] if is_answer_line(line)]
@@ -736,6 +741,31 @@ def _is_option_echo(line: str, example: Example) -> bool:
     """A line that only restates an option (with or without its label), or holds no words at all."""
     words = content_words(strip_marker(line)) - {_stem(w) for w in _META_WORDS} - set("abcdefghij")
     return not words or any(words <= content_words(choice) for choice in example.choices)
+
+
+class NumberSupportFilter:
+    """For number answers: the final number is reached in the reasoning, not only announced.
+
+    Its value must appear in the reasoning (answer-only lines left out) besides the final statement,
+    as the result of a step or a stated quantity. A path that computes 50 and then answers 10, or that
+    never mentions its answer before the last line, is a guess."""
+
+    name = "number_support"
+
+    def check(self, path: str, example: Example) -> Verdict:
+        if example.answer_type != "number":
+            return Verdict(self.name, passed=True)
+        final = final_answer(path, example)
+        if final is None:
+            return Verdict(self.name, passed=True)
+        lines = logical_lines(path)
+        # The last line states the answer once; a line may also carry the last steps (display math).
+        text = [line for line in lines[:-1] if not is_answer_line(line)] + lines[-1:]
+        mentions = sum(answers_equal(number, final, "number") for line in text
+                       for number in _NUMBER_IN_TEXT.findall(line.replace(",", "")))
+        if mentions >= 2:
+            return Verdict(self.name, passed=True)
+        return Verdict(self.name, passed=False, reason=f"the answer {final} appears nowhere in the reasoning")
 
 
 class ChoiceSupportFilter:
