@@ -66,8 +66,8 @@ class ExperimentConfig:
         for section in ("train", "eval", "methods"):
             if section not in data:
                 raise BadInput(f"{path}: the [{section}] section is missing")
-        if "task" not in data["train"]:
-            raise BadInput(f"{path}: [train] needs task = \"...\"")
+        if "task" not in data["train"] and not data["train"].get("tasks"):
+            raise BadInput(f"{path}: [train] needs task = \"...\" or tasks = [\"...\"]")
         if not data["eval"].get("tasks"):
             raise BadInput(f"{path}: [eval] needs tasks = [\"...\"]")
         from regenesis.optimize.methods import METHOD_NAMES
@@ -109,8 +109,13 @@ class Experiment:
         from regenesis.evals.tasks import load_task
 
         train = self.config.train
-        return load_task(train["task"], data=train.get("data"), split=train.get("split", "train"),
-                         limit=train.get("limit"), data_root=train.get("data_root"))
+        tasks = train.get("tasks") or [train["task"]]
+        examples = []
+        for task in tasks:
+            examples.extend(load_task(task, data=train.get("data") if len(tasks) == 1 else None,
+                                      split=train.get("split", "train"), limit=train.get("limit"),
+                                      data_root=train.get("data_root")))
+        return examples
 
     def eval_examples(self):
         from regenesis.evals.tasks import load_task
@@ -190,6 +195,7 @@ class Experiment:
             self.skipped.append(f"finetune {label}")
             return folder
         settings = dict(self.config.finetune)
+        settings.pop("base", None)
         quant = settings.pop("export_gguf", "q8_0")
         console.print(f"[bold]finetune[/bold] {label} from {base or 'the default model'}", highlight=False)
         finetune(data, base, folder, resume=True, **settings)
@@ -204,10 +210,11 @@ class Experiment:
         (self.out / "config.toml").write_text(self.config.source.read_text(encoding="utf-8"), encoding="utf-8")
         train, evaluation = self.train_examples(), self.eval_examples()
         base = self.config.model
-        evaluations = {"base": self.evaluate("base", base, evaluation)}
+        trained = self.config.finetune.get("base", base)  # the model fine-tuned (a hosted generator cannot be)
+        evaluations = {"base": self.evaluate("base", self.config.eval.get("base_model", base), evaluation)}
         syntheses: dict[str, dict] = {}
         for method_label in self.config.methods:
-            generator, tuned_from = base, base
+            generator, tuned_from = base, trained
             for round_number in range(1, self.config.rounds + 1):
                 round_dir = self.out / f"round-{round_number}" / method_label
                 label = method_label if self.config.rounds == 1 else f"{method_label}-r{round_number}"
@@ -218,7 +225,7 @@ class Experiment:
                     break
                 checkpoint = self.finetune(round_dir / "checkpoint", round_dir / "data", tuned_from, label)
                 generator = self.served_model(checkpoint)
-                tuned_from = base if self.config.restart_from_base else str(checkpoint)
+                tuned_from = trained if self.config.restart_from_base else str(checkpoint)
                 evaluations[label] = self.evaluate(label, generator, evaluation)
         return self.write_report(evaluations, syntheses)
 

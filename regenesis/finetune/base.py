@@ -1,0 +1,116 @@
+"""Base models for fine-tuning: a Hugging Face folder or hub id, any GGUF file, or the embedded default.
+
+A GGUF base is dequantized once into a dense safetensors folder, cached under
+``$REGENESIS_CACHE/dense`` (default ``~/.cache/regenesis/dense``), which transformers and TRL then
+load like any other folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+
+from regenesis.errors import BadInput
+from regenesis.models import DEFAULT_MODEL, EMBEDDED_MODELS, ModelSpecError
+
+console = Console(stderr=True)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("REGENESIS_CACHE") or Path.home() / ".cache" / "regenesis").expanduser()
+
+
+def dense_base(spec: str | None) -> str:
+    """Where transformers loads the base ``spec`` from: a local folder, or a hub id for ``from_pretrained``."""
+    spec = (spec or DEFAULT_MODEL).strip()
+    if spec in EMBEDDED_MODELS:
+        try:
+            return str(dense_from_gguf(EMBEDDED_MODELS[spec].path()))
+        except ModelSpecError as exc:
+            raise BadInput(str(exc)) from exc
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if not _is_gguf(path):
+            raise BadInput(f"base model {spec}: not a GGUF file (use a GGUF file, a model folder or a hub id)")
+        return str(dense_from_gguf(path))
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return str(path.resolve())
+        ggufs = sorted(path.glob("*.gguf"))
+        if ggufs:
+            return str(dense_from_gguf(ggufs[0]))
+        raise BadInput(f"base model {spec}: a folder without config.json or a .gguf file is not a model")
+    if spec.startswith((".", "/", "~", "local/")) or spec.endswith(".gguf") or spec.count("/") != 1:
+        raise BadInput(f"base model {spec!r} not found: no such file or folder, not an embedded model "
+                       f"({', '.join(EMBEDDED_MODELS)}) and not a Hugging Face hub id (org/name)")
+    return spec
+
+
+def load_tokenizer(source: str, spec: str):
+    from transformers import AutoTokenizer
+
+    with _naming_missing_hub_model(source, spec):
+        return AutoTokenizer.from_pretrained(source)
+
+
+def load_model(source: str, spec: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with _naming_missing_hub_model(source, spec):
+        return AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+
+
+def dense_from_gguf(gguf: Path) -> Path:
+    """The cached dense safetensors folder of a GGUF model, converted on first use."""
+    gguf = gguf.resolve()
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_root() / "dense" / key
+    if (target / "config.json").is_file():
+        return target
+    console.print(f"Converting {gguf.name} to a dense safetensors folder (once): {target}", highlight=False)
+    staging = target.with_name(f"{key}.tmp-{os.getpid()}")
+    _convert_gguf(gguf, staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process (e.g. another rank) finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf: Path, folder: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The dequantized model still carries the GGUF quantizer, which refuses training and saving.
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "regenesis-source.json").write_text(json.dumps({"gguf": str(gguf)}) + "\n")
+
+
+def _is_gguf(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"GGUF"
+
+
+@contextmanager
+def _naming_missing_hub_model(source: str, spec: str):
+    """Turns from_pretrained's failure on a hub id (offline, unknown, gated) into a BadInput naming it."""
+    try:
+        yield
+    except OSError as exc:
+        if Path(source).exists():
+            raise
+        raise BadInput(f"base model {spec!r}: cannot load the Hugging Face hub model {source!r} "
+                       f"(no network, unknown id or no access): {exc}") from exc

@@ -1,0 +1,40 @@
+"""Training progress with rich: steps, loss, elapsed and remaining time, on the main process only."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import TrainerCallback
+
+
+class RichProgress(TrainerCallback):
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress: Progress | None = None
+        self.task = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.progress = Progress(TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=self.console)
+        self.progress.start()
+        self.task = self.progress.add_task("fine-tuning", total=state.max_steps, completed=state.global_step,
+                                           loss="")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.progress and logs and "loss" in logs:
+            self.progress.update(self.task, loss=f"loss {logs['loss']:.4f}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+    def close(self) -> None:
+        if self.progress:
+            self.progress.stop()
+            self.progress = None
