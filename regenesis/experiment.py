@@ -103,6 +103,7 @@ class Experiment:
         self.progress = progress
         self.skipped: list[str] = []
         self.ran: list[str] = []
+        self.not_tuned: list[str] = []
 
     # -- data -----------------------------------------------------------------------------------
     def train_examples(self):
@@ -222,6 +223,7 @@ class Experiment:
                 syntheses[label] = synthesis["report"]
                 if synthesis["report"]["kept_rows"] == 0:
                     console.print(f"[yellow]{label}: no rows kept, nothing to fine-tune; stopping this method[/yellow]")
+                    self.not_tuned.append(label)
                     break
                 checkpoint = self.finetune(round_dir / "checkpoint", round_dir / "data", tuned_from, label)
                 generator = self.served_model(checkpoint)
@@ -239,6 +241,9 @@ class Experiment:
         lines = [f"# {self.config.name}", "", table, "", f"![accuracy per task]({chart.name})", "",
                  "Accuracy with its 95% Wilson interval; Δ is the change against the base model in points. "
                  "Domain averages are macro averages over tasks.", ""]
+        if self.not_tuned:
+            lines += [f"Not fine-tuned, because synthesis kept no training row: {', '.join(self.not_tuned)} "
+                      "(see Training sets below).", ""]
         lines += self._evaluation_notes(evaluations, results)
         lines += self._synthesis_table(syntheses)
         report = self.out / "report.md"

@@ -128,3 +128,16 @@ def test_model_errors_are_counted_and_skipped(tmp_path):
     config = SynthesisConfig(method="cot", generations=2, num_threads=1)
     report = synthesize(Failing([]), [PENS], tmp_path / "failing", config, progress=False)
     assert report["errors"] == 2 and report["kept_rows"] == 0 and report["problems"] == 1
+
+
+def test_presets_and_the_shared_budget():
+    from regenesis.optimize.bootstrap import preset
+    from regenesis.optimize.methods import ReGenesisBudget, build_method
+
+    default, paper = preset("default"), preset("paper")
+    assert build_method("regenesis", regenesis_budget=default.regenesis).planned_generations() == 14
+    assert build_method("regenesis", regenesis_budget=paper.regenesis).planned_generations() == 20 * 4 + 30 * 3
+    assert (paper.temperature, paper.top_p, paper.max_kept) == (1.2, 0.9, 5)
+    assert ReGenesisBudget.for_generations(14).generations <= 14
+    for name in ("star", "lmsi", "cot", "self-discover"):
+        assert build_method(name, 9).planned_generations() == 9

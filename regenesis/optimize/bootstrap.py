@@ -48,8 +48,9 @@ class SynthesisConfig:
 PRESETS = {
     # Cheap enough for a laptop: 4 guideline sets per problem (14 generations), hint pass on.
     "default": SynthesisConfig(),
-    # The reference budget: 20 sampled selections plus every seed guideline alone, sampled at 1.2 / 0.9.
-    "paper": SynthesisConfig(regenesis=ReGenesisBudget(selections=20, singles=1000, paths_per_set=1),
+    # The reference budget: 20 sampled selections plus every seed guideline alone (singles are capped
+    # at the size of the library), sampled at 1.2 / 0.9.
+    "paper": SynthesisConfig(regenesis=ReGenesisBudget(selections=20, singles=10_000, paths_per_set=1),
                              temperature=1.2, top_p=0.9, max_kept=5),
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dspy
 
@@ -55,8 +55,14 @@ class Method:
         """Work done once per run before any problem (Self-Discover's task plan); returns provenance."""
         return {}
 
+    def __init__(self, samples: int = 8):
+        self.samples = samples
+
+    def num_samples(self) -> int:
+        return self.samples
+
     def planned_generations(self) -> int:
-        raise NotImplementedError
+        return self.samples
 
     def sample(self, example: Example, index: int, lm: dspy.LM, hint: str | None) -> Candidate:
         raise NotImplementedError
@@ -73,9 +79,6 @@ class Method:
                 errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
         return candidates, errors
 
-    def num_samples(self) -> int:
-        raise NotImplementedError
-
 
 class ChainOfThoughtMethod(Method):
     """``cot``: zero-shot ``dspy.ChainOfThought`` samples, no hint (what BootstrapFinetune collects)."""
@@ -83,14 +86,8 @@ class ChainOfThoughtMethod(Method):
     name = "cot"
 
     def __init__(self, samples: int = 8):
-        self.samples = samples
+        super().__init__(samples)
         self.program = ChainOfThoughtSolver()
-
-    def num_samples(self) -> int:
-        return self.samples
-
-    def planned_generations(self) -> int:
-        return self.samples
 
     def sample(self, example, index, lm, hint):
         with dspy.context(lm=lm):
@@ -112,14 +109,8 @@ class STaRMethod(Method):
     supports_hint = True
 
     def __init__(self, samples: int = 8):
-        self.samples = samples
+        super().__init__(samples)
         self.program = STaR()
-
-    def num_samples(self) -> int:
-        return self.samples
-
-    def planned_generations(self) -> int:
-        return self.samples
 
     def sample(self, example, index, lm, hint):
         with dspy.context(lm=lm):
@@ -134,7 +125,7 @@ class SelfDiscoverMethod(Method):
     plan_examples = 3
 
     def __init__(self, samples: int = 8, guidelines: Sequence[Guideline] | None = None):
-        self.samples = samples
+        super().__init__(samples)
         self.program = SelfDiscover(guidelines)
         self.plans: dict[str, dspy.Prediction] = {}
 
@@ -146,12 +137,6 @@ class SelfDiscoverMethod(Method):
             with dspy.context(lm=sampler.lm):  # the plan is written once, greedily
                 self.plans[task] = self.program.discover([e.question for e in task_examples[: self.plan_examples]])
         return {task: dict(plan) for task, plan in self.plans.items()}
-
-    def num_samples(self) -> int:
-        return self.samples
-
-    def planned_generations(self) -> int:
-        return self.samples
 
     def sample(self, example, index, lm, hint):
         plan = self.plans[example.task]
@@ -192,8 +177,8 @@ class ReGenesisMethod(Method):
 
     def __init__(self, budget: ReGenesisBudget = ReGenesisBudget(), guidelines: Sequence[Guideline] | None = None,
                  label_free: bool = False):
-        self.budget = budget
         self.guidelines = list(guidelines) if guidelines is not None else load_guidelines()
+        self.budget = replace(budget, singles=min(budget.singles, len(self.guidelines)))
         self.program = ReGenesis(guidelines=self.guidelines)
         self.uses_gold = not label_free
         self.supports_hint = not label_free

@@ -1,0 +1,92 @@
+"""A tiny real experiment on the embedded model: the report's structure, and stage-by-stage resume."""
+
+import json
+
+import pytest
+
+from regenesis.errors import BadInput
+from regenesis.experiment import ExperimentConfig, run_experiment
+
+EASY = [("What is 2 + 3?", 5), ("What is 4 + 4?", 8), ("What is 10 - 3?", 7)]
+
+CONFIG = """
+name = "tiny"
+rounds = 1
+num_threads = 2
+
+[train]
+task = "{data}"
+max_tokens = 160
+
+[eval]
+tasks = ["{data}", "bbh-sample/boolean_expressions"]
+in_domain = ["{data}"]
+limit = 2
+max_tokens = 96
+
+[methods.star]
+method = "star"
+generations = 3
+max_kept = 2
+
+[finetune]
+max_steps = 2
+batch_size = 2
+max_length = 512
+lr = 1e-4
+export_gguf = ""
+"""
+
+
+def write_config(tmp_path):
+    data = tmp_path / "easy.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in EASY))
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG.replace("{data}", str(data)))
+    return config
+
+
+@pytest.mark.model
+def test_a_tiny_experiment_reports_and_resumes_stage_by_stage(tmp_path):
+    config, out = write_config(tmp_path), tmp_path / "out"
+    first = run_experiment(config, out, progress=False)
+    report = (out / "report.md").read_text()
+    assert report.startswith("# tiny\n") and "| base" in report.replace("|  base", "| base")
+    assert (out / "chart.png").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    base_results = json.loads((out / "eval" / "base" / "results.json").read_text())
+    raw = list((out / "eval" / "base" / "raw").rglob("*.jsonl"))
+    assert len(raw) == 2 and sum(len(p.read_text().splitlines()) for p in raw) == 4
+    assert set(base_results["scores"]) >= {"bbh-sample/boolean_expressions"}
+    synthesis = summary["synthesis"]["star"]
+    assert (out / "round-1" / "star" / "data" / "train.jsonl").exists()
+    if synthesis["kept_rows"]:
+        assert (out / "round-1" / "star" / "checkpoint" / "config.json").exists()
+        assert "star" in summary["evaluations"] and "star" in report
+    else:
+        assert "Not fine-tuned" in report
+    assert first.skipped == []
+
+    # Interrupted after the synthesis: the tuned model's evaluation never finished.
+    (out / "report.md").unlink()
+    if synthesis["kept_rows"]:
+        (out / "eval" / "star" / "stage.json").unlink()
+    second = run_experiment(config, out, progress=False)
+    assert "eval base" in second.skipped and "synthesize star" in second.skipped
+    assert second.ran == (["eval star"] if synthesis["kept_rows"] else [])
+    assert (out / "report.md").read_text() == report
+
+
+def test_bad_configs_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[train]\ntask = "gsm8k-sample"\n[eval]\ntasks = ["gsm8k-sample"]\n[methods.x]\nmethod = "nope"\n')
+    with pytest.raises(BadInput, match=r"\[methods.x\] method 'nope'"):
+        ExperimentConfig.load(bad)
+    bad.write_text('[train]\ntask = "gsm8k-sample"\n[methods.star]\n')
+    with pytest.raises(BadInput, match=r"\[eval\] section is missing"):
+        ExperimentConfig.load(bad)
+    bad.write_text('colour = "blue"\n')
+    with pytest.raises(BadInput, match="unknown keys"):
+        ExperimentConfig.load(bad)
+    with pytest.raises(BadInput, match="no such config file"):
+        ExperimentConfig.load(tmp_path / "missing.toml")
