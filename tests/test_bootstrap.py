@@ -141,3 +141,12 @@ def test_presets_and_the_shared_budget():
     assert ReGenesisBudget.for_generations(14).generations <= 14
     for name in ("star", "lmsi", "cot", "self-discover"):
         assert build_method(name, 9).planned_generations() == 9
+
+
+def test_the_final_line_states_only_the_answer(tmp_path):
+    rambling = {"reasoning": "One pen costs 6 / 3 = 2 dollars. Five pens cost 5 * 2 = 10 dollars.",
+                "answer": "10 dollars. For 24 +"}
+    config = SynthesisConfig(method="cot", generations=1, num_threads=1)
+    _, out = run(tmp_path, [rambling], config)
+    assert rows(out)[0]["messages"][1]["content"].endswith("5 * 2 = 10 dollars.\nThe answer is 10.")
+    assert rows(out)[0]["meta"]["answer"] == "10"

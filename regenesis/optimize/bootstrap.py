@@ -25,7 +25,7 @@ from regenesis.models import adapter_for
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, mentions_hint
 from regenesis.optimize.methods import Candidate, Method, ReGenesisBudget, Sampler, build_method
 from regenesis.optimize.store import RunStore
-from regenesis.prompting import training_messages
+from regenesis.prompting import answer_line, training_messages
 
 
 @dataclass
@@ -61,6 +61,19 @@ def preset(name: str, **overrides) -> SynthesisConfig:
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
+def with_clean_answer(candidate: Candidate, example: Example) -> Candidate:
+    """The candidate whose final line states only the answer read from its answer field.
+
+    A small model often runs on inside the answer field ("990. For 24 +"); the training text should
+    end in the answer alone, in the task's normal form.
+    """
+    answer = extract_answer(answer_line(candidate.answer), example.answer_type, example.choices, example.labels)
+    if answer is None:
+        return candidate
+    reasoning = candidate.path.rsplit("\n", 1)[0] if "\n" in candidate.path else ""
+    return replace(candidate, path=f"{reasoning}\n{answer_line(answer)}".strip(), answer=answer)
+
+
 def majority_answer(answers: Sequence[str | None]) -> str | None:
     """The answer most candidates reach, or None on a tie or with fewer than two votes for it."""
     counts = Counter(a for a in answers if a is not None).most_common()
@@ -90,6 +103,7 @@ class Bootstrap:
     def select(self, candidates: list[Candidate], example: Example) -> Selection:
         """Answer matching, quality filters, dedupe and the cap, counting why each candidate went."""
         selection = Selection()
+        candidates = [with_clean_answer(c, example) for c in candidates]
         if self.method.uses_gold:
             matched = [c for c in candidates if is_correct(c.path, example)]
         else:
