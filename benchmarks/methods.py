@@ -33,7 +33,8 @@ def main():
 
     print(f"{len(examples)} gsm8k-sample train problems, {args.generations} generations per problem "
           f"(plus a hinted pass where the method has one), embedded model")
-    print(f"{'method':<22} {'kept':>5} {'covered':>8} {'gens':>6} {'gens/kept':>9} {'tok/kept':>9} {'distinct/problem':>16}")
+    print(f"{'method':<22} {'kept':>5} {'covered':>8} {'gens':>6} {'gens/kept':>9} {'tok/kept':>9} "
+          f"{'distinct/problem':>16}  dropped (answer mismatch, then each quality filter)")
     for name, extra in METHODS:
         label = name + ("-label-free" if extra.get("label_free") else "")
         out = Path(args.out) / label
@@ -49,8 +50,9 @@ def main():
         per_kept = f"{report['generations'] / kept:.1f}" if kept else "-"
         tokens = f"{report['completion_tokens'] / kept:.0f}" if kept else "-"
         mean_distinct = f"{sum(distinct) / len(distinct):.2f}" if distinct else "-"
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items())) or "-"
         print(f"{label:<22} {kept:>5} {len(by_problem):>8} {report['generations']:>6} {per_kept:>9} {tokens:>9} "
-              f"{mean_distinct:>16}")
+              f"{mean_distinct:>16}  {dropped}")
 
 
 if __name__ == "__main__":
