@@ -16,6 +16,7 @@ threads and ``rollout_id`` work the same for every kind of model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -302,6 +303,20 @@ def _in_process_lm(name: str, engine: _InProcessEngine, temperature: float, max_
     return dspy.LM(f"local/{name}", engine=engine, temperature=temperature, max_tokens=max_tokens, **kwargs)
 
 
+def _local_name(path: Path) -> str:
+    """A model name for a local file or folder that no other model shares.
+
+    The name is part of DSPy's cache key: two checkpoints both exported as ``model-q8_0.gguf`` (or a
+    checkpoint trained again in the same folder) must never read each other's cached answers.
+    """
+    weights = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"})
+    fingerprint = hashlib.sha1(str(path.absolute()).encode())
+    for file in weights:
+        stat = file.stat()
+        fingerprint.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return f"{path.stem if path.is_file() else path.name}-{fingerprint.hexdigest()[:10]}"
+
+
 def resolve_lm(
     spec: str | None = None,
     *,
@@ -332,13 +347,14 @@ def resolve_lm(
         if path.is_file():
             if not _is_gguf(path):
                 raise ModelSpecError(f"{spec}: not a GGUF file (it does not start with the GGUF magic bytes)")
-            return _in_process_lm(path.stem, LlamaCppEngine(str(path.resolve())), temperature, max_tokens, **kwargs)
+            return _in_process_lm(_local_name(path), LlamaCppEngine(str(path.resolve())), temperature, max_tokens,
+                                  **kwargs)
         if (path / "config.json").is_file():
-            return _in_process_lm(path.name, TransformersEngine(str(path.resolve())), temperature, max_tokens,
+            return _in_process_lm(_local_name(path), TransformersEngine(str(path.resolve())), temperature, max_tokens,
                                   **kwargs)
         ggufs = sorted(path.glob("*.gguf"))
         if ggufs:
-            return _in_process_lm(ggufs[0].stem, LlamaCppEngine(str(ggufs[0].resolve())), temperature, max_tokens,
+            return _in_process_lm(_local_name(ggufs[0]), LlamaCppEngine(str(ggufs[0].resolve())), temperature, max_tokens,
                                   **kwargs)
         raise ModelSpecError(f"{spec}: a folder without config.json or a .gguf file is not a model")
 

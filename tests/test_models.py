@@ -27,7 +27,17 @@ def test_a_gguf_file_and_a_folder_holding_one(tmp_path):
     gguf = tmp_path / "my-model.gguf"
     gguf.symlink_to(source)
     assert resolve_lm(str(gguf)).engine.path == str(gguf.resolve())
-    assert resolve_lm(str(tmp_path)).model == "local/my-model"
+    assert resolve_lm(str(tmp_path)).model.startswith("local/my-model-")
+
+
+def test_two_local_models_with_the_same_file_name_never_share_a_cache_key(tmp_path):
+    source = resolve_lm(None).engine.path
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model-q8_0.gguf").symlink_to(source)
+    first, second = (resolve_lm(str(tmp_path / f / "model-q8_0.gguf")) for f in ("a", "b"))
+    assert first.model != second.model
+    assert first.model == resolve_lm(str(tmp_path / "a" / "model-q8_0.gguf")).model
 
 
 def test_a_hugging_face_folder_runs_through_transformers(tmp_path):
