@@ -239,8 +239,7 @@ class Experiment:
         table = comparison_table(results, baseline="base")
         chart = comparison_chart(results, self.out / "chart.png")
         lines = [f"# {self.config.name}", "", table, "", f"![accuracy per task]({chart.name})", "",
-                 "Accuracy with its 95% Wilson interval; Δ is the change against the base model in points. "
-                 "Domain averages are macro averages over tasks.", ""]
+                 "Δ is the change against the base model in points.", ""]
         if self.not_tuned:
             lines += [f"Not fine-tuned, because synthesis kept no training row: {', '.join(self.not_tuned)} "
                       "(see Training sets below).", ""]
@@ -265,12 +264,12 @@ class Experiment:
         if not syntheses:
             return []
         lines = ["## Training sets", "",
-                 "| method | problems | solved | solved with hint | kept rows | generations | generations per kept row | dropped |",
+                 "| method | problems | solved | solved with hint | kept rows | generations (cached) | generations per kept row | dropped |",
                  "|---|---|---|---|---|---|---|---|"]
         for label, report in syntheses.items():
             dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items())) or "none"
             lines.append(f"| {label} | {report['problems']} | {report['solved_without_hint']} | "
-                         f"{report['solved_with_hint']} | {report['kept_rows']} | {report['generations']} | "
+                         f"{report['solved_with_hint']} | {report['kept_rows']} | {report['generations']} ({report['cached_generations']}) | "
                          f"{report['generations_per_kept_row']} | {dropped} |")
         return lines + ["", "Training rows: `round-<r>/<method>/data/train.jsonl`; checkpoints: "
                             "`round-<r>/<method>/checkpoint/`."]

@@ -8,6 +8,7 @@ once (``regenesis.optimize.store``), so a killed run resumes where it stopped.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import dspy
+from dspy.utils.callback import BaseCallback
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from regenesis.evals.example import Example
@@ -139,7 +141,8 @@ class Bootstrap:
         started = time.monotonic()
         errors: list[str] = []
         dropped: Counter = Counter()
-        with dspy.context(lm=self.lm, adapter=self.adapter), dspy.track_usage() as usage:
+        calls = CallCounter()
+        with dspy.context(lm=self.lm, adapter=self.adapter, callbacks=[calls]), dspy.track_usage() as usage:
             candidates, failed = self.method.propose(example, self.sampler)
             errors += failed
             selection = self.select(candidates, example)
@@ -152,7 +155,7 @@ class Bootstrap:
                 hinted_candidates = len(hinted)
                 selection = self.select(hinted, example)
                 dropped += selection.dropped
-        generations, prompt_tokens, completion_tokens = usage_totals(usage)
+        new_generations, prompt_tokens, completion_tokens = usage_totals(usage)
         rows = [self.row(example, candidate, extra, selection.reference) for candidate, extra in selection.kept]
         record = {
             "problem_id": example.id,
@@ -165,7 +168,8 @@ class Bootstrap:
             "dropped": dict(dropped),
             "errors": len(errors),
             "error_examples": errors[:3],
-            "generations": generations,
+            "generations": calls.count,
+            "cached_generations": calls.count - new_generations,
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "seconds": round(time.monotonic() - started, 3),
@@ -191,9 +195,21 @@ class Bootstrap:
         return {"messages": training_messages(example.question, candidate.path), "meta": meta}
 
 
+class CallCounter(BaseCallback):
+    """Counts the LM calls of one problem, cached or not: the generations the method asked for."""
+
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def on_lm_start(self, call_id, instance, inputs):
+        with self._lock:
+            self.count += 1
+
+
 def usage_totals(usage) -> tuple[int, int, int]:
-    """Generations, prompt tokens and completion tokens recorded by a ``dspy.track_usage`` tracker
-    (cache hits are not generations and are not recorded)."""
+    """Calls that reached the model, prompt tokens and completion tokens recorded by a
+    ``dspy.track_usage`` tracker (cache hits are not recorded: their tokens were spent earlier)."""
     entries = [entry for per_model in usage.usage_data.values() for entry in per_model]
     prompt = sum(e.get("prompt_tokens") or 0 for e in entries)
     completion = sum(e.get("completion_tokens") or 0 for e in entries)
@@ -219,6 +235,7 @@ def cost_report(problems: list[dict], method: Method, config: SynthesisConfig, s
         "kept_rows": kept,
         "candidates": sum(p["candidates"] for p in problems),
         "generations": generations,
+        "cached_generations": sum(p.get("cached_generations", 0) for p in problems),
         "planned_generations_per_problem": method.planned_generations(),
         "prompt_tokens": sum(p["prompt_tokens"] for p in problems),
         "completion_tokens": sum(p["completion_tokens"] for p in problems),
