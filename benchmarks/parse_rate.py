@@ -4,7 +4,7 @@ Runs `question -> reasoning, answer: float` over GSM8K test questions twice: wit
 settings for in-process models (JSONAdapter + llama.cpp JSON-schema grammar) and with DSPy's default
 ChatAdapter (its JSON fallback included), on the same model in the same run.
 
-    .venv/bin/python benchmarks/parse_rate.py [--n 50] [--data ../shared/datasets/gsm8k/test.jsonl]
+    .venv/bin/python benchmarks/parse_rate.py [--n 50] [--max-tokens 1024] [--data ../shared/datasets/gsm8k/test.jsonl]
 """
 
 import argparse
@@ -47,10 +47,11 @@ def main():
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "gsm8k" / "test.jsonl"))
     parser.add_argument("--model", default=None)
+    parser.add_argument("--max-tokens", type=int, default=1024)
     args = parser.parse_args()
     lines = Path(args.data).read_text().splitlines()[: args.n]
     questions = [json.loads(line)["question"] for line in lines]
-    lm = resolve_lm(args.model, cache=False)
+    lm = resolve_lm(args.model, cache=False, max_tokens=args.max_tokens)
     print(f"model {lm.model}, {len(questions)} GSM8K test questions, greedy, max_tokens {lm.kwargs['max_tokens']}")
     print(f"{'adapter':<34} {'parse failures':>15} {'rate':>7} {'gen tok/s':>10} {'seconds':>8}")
     for label, adapter in [("regenesis (JSONAdapter + grammar)", adapter_for(lm)),
