@@ -85,6 +85,17 @@ class ExperimentConfig:
                    num_threads=data.get("num_threads", 2), source=path)
 
 
+USER_DATASET_KEYS = ("question_field", "answer_field", "answer_type", "choices_field", "labels")
+
+
+def load_examples(task: str, section: dict, **options):
+    """A task of a [train] or [eval] section; the section's field options apply to user datasets."""
+    from regenesis.evals.tasks import TASKS, load_task
+
+    fields = {} if task in TASKS else {k: section[k] for k in USER_DATASET_KEYS if k in section}
+    return load_task(task, limit=section.get("limit"), data_root=section.get("data_root"), **options, **fields)
+
+
 def stage_done(folder: Path) -> dict | None:
     marker = folder / STAGE_FILE
     return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
@@ -104,38 +115,35 @@ class Experiment:
         self.skipped: list[str] = []
         self.ran: list[str] = []
         self.not_tuned: list[str] = []
+        self.eval_domains: dict[str, str] = {}
 
     # -- data -----------------------------------------------------------------------------------
     def train_examples(self):
-        from regenesis.evals.tasks import load_task
-
         train = self.config.train
         tasks = train.get("tasks") or [train["task"]]
         examples = []
         for task in tasks:
-            examples.extend(load_task(task, data=train.get("data") if len(tasks) == 1 else None,
-                                      split=train.get("split", "train"), limit=train.get("limit"),
-                                      data_root=train.get("data_root")))
+            examples.extend(load_examples(task, train, data=train.get("data") if len(tasks) == 1 else None,
+                                          split=train.get("split", "train")))
         return examples
 
     def eval_examples(self):
-        from regenesis.evals.tasks import load_task
-
+        """The evaluation examples; also fills ``eval_domains`` (the task names examples carry → in/out)."""
         spec = self.config.eval
         examples = []
         for task in spec["tasks"]:
-            examples.extend(load_task(task, split=spec.get("splits", {}).get(task), limit=spec.get("limit"),
-                                      data_root=spec.get("data_root")))
+            loaded = load_examples(task, spec, split=spec.get("splits", {}).get(task))
+            domain = ("in" if task in spec.get("in_domain", []) else
+                      "out" if task in spec.get("out_of_domain", []) else None)
+            if domain:  # a user file's examples carry the file's stem as their task name
+                self.eval_domains.update({example.task: domain for example in loaded})
+            examples.extend(loaded)
         return examples
 
     def domains(self) -> dict[str, str]:
         from regenesis.evals.evaluate import registry_domains
 
-        spec = self.config.eval
-        domains = registry_domains(spec["tasks"])
-        domains.update({task: "in" for task in spec.get("in_domain", [])})
-        domains.update({task: "out" for task in spec.get("out_of_domain", [])})
-        return domains
+        return {**registry_domains(self.config.eval["tasks"]), **self.eval_domains}
 
     # -- models ---------------------------------------------------------------------------------
     def lm(self, spec: str | None, **kwargs):
