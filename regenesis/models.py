@@ -171,6 +171,9 @@ class _InProcessEngine:
 
 JSON_OVERHEAD_TOKENS = 64
 MAX_ARRAY_ITEMS = 16
+# llama.cpp refuses a grammar repetition above 1000 (and llama-cpp-python then crashes), so longer strings
+# stay unbounded: with a budget that large, a string that never closes is no longer the likely failure.
+MAX_STRING_CHARS = 1000
 
 
 def count_strings(schema: Any) -> int:
@@ -181,17 +184,17 @@ def count_strings(schema: Any) -> int:
     return 0
 
 
-def bounded_strings(schema: Any, max_chars: int) -> Any:
+def bounded_strings(schema: Any, max_chars: int | None) -> Any:
     """The JSON schema with a ``maxLength`` on every string and a ``maxItems`` on every array.
 
     A small model can repeat itself inside a string until it runs out of tokens, leaving JSON that
     never closes; a length bound in the grammar forces the string, and so the object, to end. A token
     is at least one character, so strings of ``(max_tokens - overhead) / number_of_strings`` characters
-    always fit in the token budget.
+    always fit in the token budget. With ``max_chars=None`` strings stay unbounded.
     """
     if isinstance(schema, dict):
         bounded = {key: bounded_strings(value, max_chars) for key, value in schema.items()}
-        if bounded.get("type") == "string" and "maxLength" not in bounded and "enum" not in bounded:
+        if bounded.get("type") == "string" and max_chars and "maxLength" not in bounded and "enum" not in bounded:
             bounded["maxLength"] = max_chars
         if bounded.get("type") == "array" and "maxItems" not in bounded:
             bounded["maxItems"] = MAX_ARRAY_ITEMS
@@ -234,7 +237,8 @@ class LlamaCppEngine(_InProcessEngine):
         fmt = config.response_format
         if fmt and fmt.get("type") == "json_schema":
             schema = fmt["schema"]
-            max_chars = max(64, (kwargs["max_tokens"] - JSON_OVERHEAD_TOKENS) // max(1, count_strings(schema)))
+            share = (kwargs["max_tokens"] - JSON_OVERHEAD_TOKENS) // max(1, count_strings(schema))
+            max_chars = max(64, share) if share <= MAX_STRING_CHARS else None
             kwargs["response_format"] = {"type": "json_object", "schema": bounded_strings(schema, max_chars)}
         elif fmt and fmt.get("type") == "json_object":
             kwargs["response_format"] = {"type": "json_object"}

@@ -117,6 +117,14 @@ def test_the_embedded_model_answers_a_typed_signature_that_parses():
 
 
 @pytest.mark.model
+def test_a_large_token_budget_keeps_the_grammar_within_llama_cpp_limits():
+    lm = resolve_lm(None, max_tokens=8192)
+    with dspy.context(lm=lm, adapter=adapter_for(lm)):
+        prediction = dspy.Predict("question -> answer")(question="Name one colour.")
+    assert prediction.answer.strip()
+
+
+@pytest.mark.model
 def test_n_distinct_samples_of_one_prompt():
     lm = resolve_lm(None, max_tokens=48)
     messages = [{"role": "user", "content": "Write one short sentence about the sea."}]
