@@ -3,6 +3,7 @@
     python benchmarks/quality.py [PATH] [--judge MODEL] [--show]
     python benchmarks/quality.py --synthesize [--model SPEC] [--problems 20] [--method regenesis]
                                  [--generations N] [--judge MODEL]
+    python benchmarks/quality.py --from-run DIR
 
 PATH is a JSONL file of labelled paths (default: ``shared/fixtures/labelled-paths.jsonl`` beside the
 repository): one object per path with ``question`` (options rendered in it), ``gold``, ``text``,
@@ -16,7 +17,8 @@ filter alone and for all together the table shows how many paths are kept, the p
 
 ``--synthesize`` also runs the bootstrap loop (all filters on, the judge too with ``--judge``) on
 GSM8K problems with the embedded model (or ``--model``) and reports how many answer-matching paths
-each filter removed.
+each filter removed. ``--from-run DIR`` reports the same counts for a synthesis run already made
+(``regenesis synthesize --out DIR`` or ``benchmarks/synthesis.py``).
 """
 
 from __future__ import annotations
@@ -202,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--problems", type=int, default=20, help="GSM8K problems for --synthesize")
     parser.add_argument("--method", default="regenesis", help="method for --synthesize")
     parser.add_argument("--generations", type=int, help="generations per problem for --synthesize")
+    parser.add_argument("--from-run", type=Path, metavar="DIR",
+                        help="count the removals of a synthesis run already made (its folder, with report.json)")
     args = parser.parse_args(argv)
     if not args.path.is_file():
         sys.exit(f"{args.path}: no such file")
@@ -212,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     print_table(scores, detections(rows))
     if args.show:
         print_mistakes(rows, args.judge)
+    if args.from_run:
+        report_file = args.from_run / "report.json"
+        if not report_file.is_file():
+            sys.exit(f"{report_file}: no such file (is {args.from_run} a synthesis run folder?)")
+        print_removals(json.loads(report_file.read_text()))
     if args.synthesize:
         print_removals(synthesis_removals(args.model, args.problems, args.method, args.generations, args.judge))
     together = scores[-1]

@@ -52,6 +52,9 @@ def main():
         print(f"{name:<8} {count:>8} {report['generations']:>6} {report['kept_rows']:>5} "
               f"{per_kept if per_kept is not None else '-':>9} {report['solve_rate']:>7.0%} "
               f"{report['solve_rate_with_hint']:>6.0%} {tokens / wall:>10.1f} {tokens / busy:>12.1f} {busy / wall:>11.0%}")
+    for name, count, report, *_ in rows:
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items())) or "none"
+        print(f"{name}: {report['candidates']} candidate paths; dropped: {dropped}; report: {args.out}/{name}/report.json")
 
 
 if __name__ == "__main__":
