@@ -167,7 +167,7 @@ def test_outputs_of_another_model_are_not_mixed_in(tmp_path):
     examples = number_examples(count=2)
     evaluate(scripted_lm(right_answers(examples))[0], examples, raw_dir=tmp_path, progress=False)
     other, _ = scripted_lm(right_answers(examples), model="local/other")
-    with pytest.raises(BadInput, match="another setup"):
+    with pytest.raises(BadInput, match="other settings"):
         evaluate(other, examples, raw_dir=tmp_path, progress=False)
 
 

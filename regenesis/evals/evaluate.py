@@ -27,10 +27,10 @@ from regenesis.errors import BadInput
 from regenesis.evals.example import Example
 from regenesis.models import describe
 from regenesis.prompting import INSTRUCTION, user_prompt
+from regenesis.runfiles import check_settings, read_jsonl, repair_jsonl
 
 Z_95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 MAX_CONSECUTIVE_ERRORS = 5
-RUN_FILE = "run.json"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,46 +247,13 @@ def raw_file(raw_dir: Path, task: str) -> Path:
 
 
 def read_records(path: Path) -> list[dict]:
-    """The complete records of a raw file; a line cut short by a killed run is skipped."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "id" in record:
-            records.append(record)
-    return records
+    """The complete outcome records of a raw file; a line cut short by a killed run is skipped."""
+    return [record for record in read_jsonl(path) if isinstance(record, dict) and "id" in record]
 
 
 def latest_by_id(records: Iterable[dict]) -> dict[str, dict]:
     """The last record of each id: a failed call retried by a later run is superseded by its retry."""
     return {str(record["id"]): record for record in records}
-
-
-def _cut_partial_last_line(path: Path) -> None:
-    """Drop a last line without its newline, so that the next append starts on a fresh line."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def _check_same_run(raw_dir: Path, run: dict) -> None:
-    path = raw_dir / RUN_FILE
-    if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = [f"{key} {previous.get(key)!r} there, {value!r} now" for key, value in run.items()
-                   if previous.get(key) != value]
-        if changed:
-            raise BadInput(f"{raw_dir} holds outputs of another setup ({'; '.join(changed)}). "
-                           "Write to another output path or delete that folder.")
-    else:
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,7 +379,7 @@ def _run_pending(lm, pending: list[Example], raw_dir: Path, num_threads: int, di
     for task in {example.task for example in pending}:
         path = raw_file(raw_dir, task)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _cut_partial_last_line(path)
+        repair_jsonl(path)
         handles[task] = path.open("a", encoding="utf-8")
     started = time.perf_counter()
     output_tokens = consecutive_errors = 0
@@ -457,7 +424,7 @@ def evaluate(
     raw_dir = Path(raw_dir)
     groups = _group_by_task(examples)
     run = {"model": model_identity(lm), "temperature": 0.0, "max_tokens": max_tokens_of(lm), "instruction": INSTRUCTION}
-    _check_same_run(raw_dir, run)
+    check_settings(raw_dir, run)
     done = {task: _finished(raw_dir, task, group) for task, group in groups.items()}
     done_ids = {task: {record["id"] for record in records} for task, records in done.items()}
     pending = [example for task, group in groups.items() for example in group if example.id not in done_ids[task]]

@@ -20,52 +20,11 @@ import json
 import threading
 from pathlib import Path
 
-from regenesis.errors import BadInput
+from regenesis.runfiles import check_settings, repair_jsonl
 
 ROWS_FILE = "train.jsonl"
 PROBLEMS_FILE = "problems.jsonl"
-RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The complete records of a JSONL file; a torn last line (from a killed writer) is left out."""
-    if not path.exists():
-        return []
-    records = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise BadInput(f"{path}, line {number}: not valid JSON") from None
-    return records
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    temporary.replace(path)
-
-
-def repair_jsonl(path: Path, keep=lambda record: True) -> list[dict]:
-    """Read a JSONL file that a killed run may have left torn; rewrite it with only the complete
-    records that ``keep`` accepts, so later appends start on a clean line."""
-    if not path.exists():
-        path.touch()
-        return []
-    text = path.read_text(encoding="utf-8")
-    records = read_jsonl(path)
-    kept = [record for record in records if keep(record)]
-    if len(kept) != text.count("\n") or (text and not text.endswith("\n")):
-        write_jsonl(path, kept)
-    return kept
 
 
 class RunStore:
@@ -75,7 +34,7 @@ class RunStore:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._check_settings(settings)
+        check_settings(self.dir, settings)
         self.problems = repair_jsonl(self.dir / PROBLEMS_FILE)
         self.finished = {p["problem_id"] for p in self.problems}
         self._drop_unfinished_rows()
@@ -83,18 +42,6 @@ class RunStore:
     @property
     def rows_path(self) -> Path:
         return self.dir / ROWS_FILE
-
-    def _check_settings(self, settings: dict) -> None:
-        settings = json.loads(json.dumps(settings, default=str))
-        path = self.dir / RUN_FILE
-        if path.exists():
-            previous = json.loads(path.read_text(encoding="utf-8"))
-            changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
-            if changed:
-                raise BadInput(f"{self.dir} holds a run with other settings ({', '.join(changed)}); "
-                               "use another --out folder to start a new run, or the same settings to resume")
-        else:
-            path.write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8")
 
     def _drop_unfinished_rows(self) -> None:
         repair_jsonl(self.rows_path, keep=lambda row: row["meta"]["problem_id"] in self.finished)
