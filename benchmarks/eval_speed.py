@@ -28,12 +28,11 @@ TASK = "gsm8k-sample"
 
 def engine_outputs(lm, examples, max_tokens: int) -> tuple[float, int, dict[str, str]]:
     """(seconds, generated tokens, output per id) of llama.cpp answering each prompt itself."""
-    llm, lock = lm.engine.model()
     tokens, outputs = 0, {}
     started = time.perf_counter()
     for example in examples:
         messages = [{"role": "user", "content": user_prompt(example.question)}]
-        with lock:
+        with lm.engine.borrow() as llm:
             out = llm.create_chat_completion(messages=messages, temperature=0.0, max_tokens=max_tokens)
         tokens += out["usage"]["completion_tokens"]
         outputs[example.id] = out["choices"][0]["message"]["content"] or ""
@@ -42,8 +41,7 @@ def engine_outputs(lm, examples, max_tokens: int) -> tuple[float, int, dict[str,
 
 def warm_up(lm) -> None:
     """Load the weights and run one short generation, so neither clock pays for first-call setup."""
-    llm, lock = lm.engine.model()
-    with lock:
+    with lm.engine.borrow() as llm:
         llm.create_chat_completion(messages=[{"role": "user", "content": user_prompt("What is 1 + 1?")}],
                                    temperature=0.0, max_tokens=8)
 

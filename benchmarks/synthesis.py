@@ -1,8 +1,9 @@
 """The bootstrap loop on GSM8K train problems with the embedded model.
 
 Prints, from one run: the loop's generated tokens/s next to the engine's own tokens/s while it was
-generating (and the share of wall time the engine was busy), generations per kept row for the
-default and the `paper` preset, and the solve rate without and with hints.
+generating, summed over the engine's copies (and the share of wall time those copies were busy),
+generations per kept row for the default and the `paper` preset, and the solve rate without and
+with hints.
 
     .venv/bin/python benchmarks/synthesis.py [--problems 20] [--paper-problems 2] [--out runs/bench-synthesis]
 
@@ -27,7 +28,8 @@ def run(name, examples, out, config, num_threads):
     report = synthesize(lm, examples, out, preset(name, method="regenesis", num_threads=num_threads), progress=False)
     wall = time.perf_counter() - started
     engine = lm.engine
-    return report, wall, engine.busy_seconds, engine.completion_tokens
+    # Busy seconds add up over the engine's copies, which generate side by side.
+    return report, wall, engine.busy_seconds / engine.copy_count(), engine.completion_tokens
 
 
 def main():
@@ -44,7 +46,9 @@ def main():
             report, wall, busy, tokens = run(name, examples[:count], f"{args.out}/{name}", None, args.num_threads)
             rows.append((name, count, report, wall, busy, tokens))
 
-    print(f"regenesis bootstrap loop, embedded model, gsm8k-sample train, {args.num_threads} threads")
+    copies = timed_embedded_lm().engine.copy_count()
+    print(f"regenesis bootstrap loop, embedded model, gsm8k-sample train, {args.num_threads} threads, "
+          f"{copies} engine copies")
     print(f"{'preset':<8} {'problems':>8} {'gens':>6} {'kept':>5} {'gens/kept':>9} {'solved':>7} "
           f"{'+hint':>6} {'loop tok/s':>10} {'engine tok/s':>12} {'engine busy':>11}")
     for name, count, report, wall, busy, tokens in rows:

@@ -101,10 +101,11 @@ def stage_done(folder: Path) -> dict | None:
     return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
 
 
-def mark_done(folder: Path, **facts: Any) -> None:
+def mark_done(folder: Path, started: float, **facts: Any) -> None:
+    """Mark a stage finished, with its wall time (``started`` is its ``time.perf_counter()``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / STAGE_FILE).write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **facts},
-                                                indent=2, default=str), encoding="utf-8")
+    facts = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(time.perf_counter() - started, 1), **facts}
+    (folder / STAGE_FILE).write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
 
 
 class Experiment:
@@ -166,11 +167,12 @@ class Experiment:
             self.skipped.append(f"eval {label}")
             return done
         console.print(f"[bold]eval[/bold] {label} ({spec or 'default model'})", highlight=False)
+        started = time.perf_counter()
         lm = self.lm(spec, max_tokens=self.config.eval.get("max_tokens", 512))
         result = evaluate(lm, examples, raw_dir=folder / "raw", num_threads=self.config.num_threads,
                           progress=self.progress, domains=self.domains(), settings={"label": label})
         json_path, _ = write_results(result, folder / "results.json")
-        mark_done(folder, results=str(json_path), model=spec)
+        mark_done(folder, started, results=str(json_path), model=spec)
         self.ran.append(f"eval {label}")
         return stage_done(folder)
 
@@ -191,9 +193,10 @@ class Experiment:
                         regenesis=ReGenesisBudget(**budget) if budget else None, **settings)
         console.print(f"[bold]synthesize[/bold] {method_label} with {generator or 'the default model'}",
                       highlight=False)
+        started = time.perf_counter()
         report = synthesize(self.lm(generator, max_tokens=self.config.train.get("max_tokens", 512)), examples,
                             folder, config, progress=self.progress)
-        mark_done(folder, report=report)
+        mark_done(folder, started, report=report)
         self.ran.append(f"synthesize {method_label}")
         return stage_done(folder)
 
@@ -207,10 +210,11 @@ class Experiment:
         settings.pop("base", None)
         quant = settings.pop("export_gguf", "q8_0")
         console.print(f"[bold]finetune[/bold] {label} from {base or 'the default model'}", highlight=False)
+        started = time.perf_counter()
         finetune(data, base, folder, resume=True, **settings)
         if quant:
             export_gguf(folder, quant)
-        mark_done(folder, base=base, data=str(data))
+        mark_done(folder, started, base=base, data=str(data))
         self.ran.append(f"finetune {label}")
         return folder
 
@@ -253,6 +257,7 @@ class Experiment:
                       "(see Training sets below).", ""]
         lines += self._evaluation_notes(evaluations, results)
         lines += self._synthesis_table(syntheses)
+        lines += self._time_table()
         report = self.out / "report.md"
         report.write_text("\n".join(lines) + "\n", encoding="utf-8")
         summary = {"config": str(self.config.source), "evaluations": {k: v["results"] for k, v in evaluations.items()},
@@ -281,6 +286,15 @@ class Experiment:
                          f"{report['generations_per_kept_row']} | {dropped} |")
         return lines + ["", "Training rows: `round-<r>/<method>/data/train.jsonl`; checkpoints: "
                             "`round-<r>/<method>/checkpoint/`."]
+
+
+    def _time_table(self) -> list[str]:
+        stages = sorted(self.out.glob(f"**/{STAGE_FILE}"), key=lambda marker: marker.stat().st_mtime)
+        rows = [(marker.parent.relative_to(self.out), json.loads(marker.read_text(encoding="utf-8")).get("seconds"))
+                for marker in stages]
+        lines = ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| `{stage}` | {seconds if seconds is not None else '-'} |" for stage, seconds in rows]
+        return lines + [""]
 
 
 def run_experiment(config_path: str | Path, out: str | Path, progress: bool = True) -> Experiment:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +36,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DEFAULT_MODEL = "local/smollm2-135m"
 DEFAULT_MAX_TOKENS = 1024
+MAX_LLAMA_COPIES = 4
 DEFAULT_CONTEXT = 2048
 
 
@@ -127,16 +130,50 @@ def _response(model: str, text: str, finish_reason: str, prompt_tokens: int, com
     )
 
 
+class _ModelPool:
+    """Up to ``size`` loaded copies of one model, each serving one request at a time.
+
+    Copies load lazily, only when that many requests run at once; the copy used last is lent first,
+    so a single caller keeps reusing one copy (and llama.cpp's prompt-prefix cache in it).
+    """
+
+    def __init__(self, load, size: int):
+        self._load = load
+        self._size = max(1, size)
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._loaded = 0
+        self._lock = threading.Lock()
+
+    def take(self):
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            load_another = self._loaded < self._size
+            self._loaded += load_another
+        if not load_another:
+            return self._idle.get()
+        try:
+            return self._load()
+        except BaseException:
+            with self._lock:
+                self._loaded -= 1
+            raise
+
+    def give_back(self, model) -> None:
+        self._idle.put(model)
+
+
 class _InProcessEngine:
-    """Shared parts of the in-process engines: one model per file, one lock around it."""
+    """Shared parts of the in-process engines: a pool of loaded copies per model file."""
 
     supports_response_schema = True
     supports_function_calling = False
     supports_reasoning = False
     supported_params = ("temperature", "top_p", "max_tokens", "stop", "seed", "response_format")
 
-    _loaded: dict[tuple, Any] = {}
-    _locks: dict[tuple, threading.Lock] = {}
+    _pools: dict[tuple, _ModelPool] = {}
     _registry_lock = threading.Lock()
 
     def __init__(self, path: str, **options):
@@ -146,13 +183,19 @@ class _InProcessEngine:
     def _key(self) -> tuple:
         return (type(self).__name__, self.path, tuple(sorted(self.options.items())))
 
-    def model(self):
-        key = self._key()
+    def copy_count(self) -> int:
+        return 1
+
+    @contextmanager
+    def borrow(self):
+        """One loaded copy of the model, lent to the caller for one request."""
         with self._registry_lock:
-            if key not in self._loaded:
-                self._loaded[key] = self._load()
-                self._locks[key] = threading.Lock()
-            return self._loaded[key], self._locks[key]
+            pool = self._pools.setdefault(self._key(), _ModelPool(self._load, self.copy_count()))
+        model = pool.take()
+        try:
+            yield model
+        finally:
+            pool.give_back(model)
 
     def dump_state(self) -> dict:
         return {"path": self.path, **self.options}
@@ -209,19 +252,36 @@ class LlamaCppEngine(_InProcessEngine):
 
     A ``response_format`` with a JSON schema (what DSPy's JSONAdapter sends) becomes a llama.cpp
     grammar, so even a 135M model returns output that parses.
+
+    Concurrent requests (DSPy threads, ``--num-threads``) run on up to ``copies`` loaded copies of the
+    model at once (the weights are memory-mapped, so copies share them), each with ``n_threads``
+    threads. By default there is one copy per core, up to ``MAX_LLAMA_COPIES``, and the cores are
+    shared out among them: a small model decodes no faster with more threads per copy, but
+    several copies decode side by side. ``$REGENESIS_LLAMA_COPIES`` overrides the number of copies.
     """
 
-    def __init__(self, path: str, n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None):
-        super().__init__(path, n_ctx=n_ctx, n_threads=n_threads)
+    def __init__(self, path: str, n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None,
+                 copies: int | None = None):
+        super().__init__(path, n_ctx=n_ctx, n_threads=n_threads, copies=copies)
+
+    def copy_count(self) -> int:
+        if self.options["copies"]:
+            return self.options["copies"]
+        if os.environ.get("REGENESIS_LLAMA_COPIES"):
+            return int(os.environ["REGENESIS_LLAMA_COPIES"])
+        threads = self.options["n_threads"] or 1
+        return max(1, min(MAX_LLAMA_COPIES, (os.cpu_count() or 1) // threads))
+
+    def threads_per_copy(self) -> int:
+        return self.options["n_threads"] or max(1, (os.cpu_count() or 1) // self.copy_count())
 
     def _load(self):
         from llama_cpp import Llama
 
-        return Llama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=self.options["n_threads"],
+        return Llama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=self.threads_per_copy(),
                      verbose=False, seed=0)
 
     def complete(self, request):
-        llm, lock = self.model()
         config = request.config
         kwargs: dict[str, Any] = {
             "messages": _request_messages(request),
@@ -242,7 +302,7 @@ class LlamaCppEngine(_InProcessEngine):
             kwargs["response_format"] = {"type": "json_object", "schema": bounded_strings(schema, max_chars)}
         elif fmt and fmt.get("type") == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
-        with lock:
+        with self.borrow() as llm:
             out = llm.create_chat_completion(**kwargs)
         choice = out["choices"][0]
         usage = out.get("usage") or {}
@@ -269,9 +329,13 @@ class TransformersEngine(_InProcessEngine):
         return model, tokenizer
 
     def complete(self, request):
+        with self.borrow() as (model, tokenizer):
+            return self._generate(model, tokenizer, request)
+
+    @staticmethod
+    def _generate(model, tokenizer, request):
         import torch
 
-        (model, tokenizer), lock = self.model()
         config = request.config
         inputs = tokenizer.apply_chat_template(_request_messages(request), add_generation_prompt=True,
                                                return_tensors="pt", return_dict=True).to(model.device)
@@ -281,7 +345,7 @@ class TransformersEngine(_InProcessEngine):
         if temperature > 0:
             generate["temperature"] = temperature
             generate["top_p"] = config.top_p or 1.0
-        with lock, torch.no_grad():
+        with torch.no_grad():
             if config.seed is not None:
                 torch.manual_seed(config.seed)
             output = model.generate(**inputs, **generate)

@@ -132,3 +132,28 @@ def test_n_distinct_samples_of_one_prompt():
     assert len(set(texts)) == 4
     again = [copy(messages=messages)[0] for copy in sample_lms(lm, 4, temperature=1.0)]
     assert again == texts  # the same rollout ids are the same samples (cached), never new ones
+
+
+def test_an_engine_loads_a_second_copy_only_for_a_concurrent_request():
+    from regenesis.models import _ModelPool
+
+    loads = []
+    pool = _ModelPool(lambda: loads.append(len(loads)) or f"copy-{len(loads)}", size=2)
+    first = pool.take()
+    pool.give_back(first)
+    assert pool.take() == first and loads == [0]  # one caller at a time reuses one copy
+    second = pool.take()  # a request while the first copy is lent out loads another
+    assert second != first and len(loads) == 2
+    pool.give_back(first)
+    pool.give_back(second)
+    assert {pool.take(), pool.take()} == {first, second} and len(loads) == 2  # never more than size
+
+
+def test_llama_copies_default_to_one_per_core(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.delenv("REGENESIS_LLAMA_COPIES", raising=False)
+    engine = LlamaCppEngine("model.gguf")
+    assert (engine.copy_count(), engine.threads_per_copy()) == (2, 1)
+    monkeypatch.setenv("REGENESIS_LLAMA_COPIES", "1")
+    assert (engine.copy_count(), engine.threads_per_copy()) == (1, 2)
+    assert LlamaCppEngine("model.gguf", copies=3).copy_count() == 3
