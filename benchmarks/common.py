@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -16,7 +17,8 @@ SHARED = ROOT.parent / "shared"
 
 
 class TimedLlamaCppEngine(LlamaCppEngine):
-    """The llama.cpp engine, counting the seconds it spends generating and the tokens it generates."""
+    """The llama.cpp engine, counting the seconds its model copies spend generating (summed over
+    copies; waiting for a free copy does not count) and the tokens it generates."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -24,11 +26,19 @@ class TimedLlamaCppEngine(LlamaCppEngine):
         self.completion_tokens = 0
         self._meter = threading.Lock()
 
+    @contextmanager
+    def borrow(self):
+        with super().borrow() as model:
+            started = time.perf_counter()
+            try:
+                yield model
+            finally:
+                with self._meter:
+                    self.busy_seconds += time.perf_counter() - started
+
     def complete(self, request):
-        started = time.perf_counter()
         response = super().complete(request)
         with self._meter:
-            self.busy_seconds += time.perf_counter() - started
             self.completion_tokens += response.usage.output_tokens or 0
         return response
 
