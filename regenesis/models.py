@@ -130,6 +130,11 @@ def _response(model: str, text: str, finish_reason: str, prompt_tokens: int, com
     )
 
 
+# llama-cpp-python silences a model load by pointing the process's stdout and stderr at /dev/null and
+# back; two loads at once can restore each other's /dev/null and silence the process for good.
+_LOADING = threading.Lock()
+
+
 class _ModelPool:
     """Up to ``size`` loaded copies of one model, each serving one request at a time.
 
@@ -155,7 +160,8 @@ class _ModelPool:
         if not load_another:
             return self._idle.get()
         try:
-            return self._load()
+            with _LOADING:
+                return self._load()
         except BaseException:
             with self._lock:
                 self._loaded -= 1
@@ -278,7 +284,9 @@ class LlamaCppEngine(_InProcessEngine):
     def _load(self):
         from llama_cpp import Llama
 
-        return Llama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=self.threads_per_copy(),
+        # Prompt processing too: llama-cpp-python's default there is every core, for each copy.
+        threads = self.threads_per_copy()
+        return Llama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=threads, n_threads_batch=threads,
                      verbose=False, seed=0)
 
     def complete(self, request):

@@ -157,3 +157,18 @@ def test_llama_copies_default_to_one_per_core(monkeypatch):
     monkeypatch.setenv("REGENESIS_LLAMA_COPIES", "1")
     assert (engine.copy_count(), engine.threads_per_copy()) == (1, 2)
     assert LlamaCppEngine("model.gguf", copies=3).copy_count() == 3
+
+
+@pytest.mark.model
+def test_loading_copies_for_concurrent_requests_keeps_stdout_and_stderr(tmp_path):
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    default = resolve_lm(None)
+    before = [(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in (1, 2)]
+    for n_ctx in (640, 768, 896, 1152):  # each size a pool of its own: two copies load side by side
+        engine = LlamaCppEngine(default.engine.path, n_ctx=n_ctx, copies=2)
+        lm = dspy.LM(default.model, engine=engine, temperature=0.0, max_tokens=4, cache=False)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda i: lm(f"Say {i}."), range(2)))
+        assert [(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in (1, 2)] == before
