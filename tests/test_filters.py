@@ -143,6 +143,7 @@ SOUND = "He has 16 - 3 - 4 = 9 eggs.\nHe makes 9 * $2 = $18.\nThe answer is 18."
     SOUND,
     "He has 16 - 3 - 4 = 9 eggs and makes 9 * 2 = 18 dollars.\nTherefore, the answer is \\(\\boxed{18}\\).",
     "He makes 9 * 2 = 18 dollars.\nTherefore, the answer is:\n\\[\n\\boxed{18}\n\\]",
+    "Eggs left:\n16 - 3 - 4 = 9\nMoney:\n9 * 2 = 18\nThe answer is 18.",
 ])
 def test_form_keeps_a_path_ending_in_its_answer(path):
     assert FormFilter().check(path, NUMBER).passed
@@ -159,6 +160,14 @@ def test_form_keeps_a_path_ending_in_its_answer(path):
     ("I think about the answer. " * 5 + "\nThe answer is 18.",
      "degenerate repetition: 'i think about the answer' 5 times"),
     ("Step 1: Decreased 201 by 4.\n" * 9 + "The answer is 18.", "degenerate repetition: 'decreased N by N' 9 times"),
+    # Two hinted paths the embedded model wrote on GSM8K train (problems 10 and 13), which answer
+    # matching and the other filters kept: the prompt's JSON scaffolding, echoed.
+    ("][121 ]\n\n```\n```\n\nYour output fields are:\n```\n[121]\n```\n\nYour output JSON object is:\n```\n{\n"
+     "The answer is 121.", "echoes the prompt's format: 'json object'"),
+    ("The answer is }\n{ 35 }\n\nOutput: {\n{ 5 }\n{ 35 }}\n\nOutput: JSON object with 35 fields:\nThe answer is 35.",
+     "echoes the prompt's format: 'json object'"),
+    ("He pays 10 dollars.\n{ 35 }\n{ 5 }\n[ 35 ]\nThe answer is 35.",
+     "mostly stray symbols: 3 of 4 reasoning lines have no word or calculation"),
 ])
 def test_form_defects(path, reason):
     verdict = FormFilter().check(path, NUMBER)

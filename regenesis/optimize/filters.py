@@ -222,10 +222,28 @@ def degenerate_repetition(text: str, example: Example) -> str:
 
 _NUMBER_IN_TEXT = re.compile(r"-?\d+(?:\.\d+)?")
 MIN_REASONING_TERMS = 3  # words or numbers; "]\n{" or "So:" before the answer is no reasoning
+# The scaffolding of a structured-output prompt (DSPy's adapters), which a small model echoes instead
+# of reasoning; none belongs in a worked solution.
+PROMPT_FORMAT_TRACES = ("[[ ##", "json object", "output fields", "input fields")
+_WORD = re.compile(r"[A-Za-z]{3,}")
+_CALCULATION = re.compile(r"\d\s*[-+*/x×÷=^%]\s*\(?\d")
+
+
+def format_debris(reasoning: Sequence[str]) -> str:
+    """Why the reasoning lines are prompt scaffolding or stray symbols rather than reasoning, or ''."""
+    text = "\n".join(reasoning).lower()
+    for trace in PROMPT_FORMAT_TRACES:
+        if trace in text:
+            return f"echoes the prompt's format: {trace!r}"
+    debris = [line for line in reasoning if not _WORD.search(line) and not _CALCULATION.search(line)]
+    if reasoning and len(debris) * 2 >= len(reasoning):
+        return f"mostly stray symbols: {len(debris)} of {len(reasoning)} reasoning lines have no word or calculation"
+    return ""
 
 
 class FormFilter:
-    """The path has the shape of a training row: reasoning before the answer, within the length limit, no trace of the prompt's
+    """The path has the shape of a training row: reasoning before the answer (words and calculations,
+    not the prompt's scaffolding or stray symbols), within the length limit, no trace of the prompt's
     hint, no degenerate repetition, and exactly one final answer, stated on the last line."""
 
     name = "form"
@@ -254,6 +272,9 @@ class FormFilter:
         reasoning_terms = re.findall(r"[A-Za-z]{2,}|\d+(?:\.\d+)?", "\n".join(reasoning))
         if len(reasoning_terms) < MIN_REASONING_TERMS:
             return f"no reasoning before the answer ({len(reasoning_terms)} words or numbers)"
+        debris = format_debris(reasoning)
+        if debris:
+            return debris
         earlier = [answer_of(line, example) for line in logical_lines(path)[:-1] if is_answer_line(line)]
         earlier = [answer for answer in earlier if answer is not None]
         contrary = [answer for answer in earlier if answer != final]
