@@ -189,7 +189,7 @@ def print_removals(report: dict) -> None:
     matched = candidates - dropped["answer"]
     print(f"\nsynthesis: {report.get('problems', 0)} GSM8K problems, {candidates} paths, "
           f"{matched} matched the gold answer")
-    for name in ("hint_leak", *CHEAP_FILTERS, "judge"):
+    for name in ("hint_leak", "hint_not_derived", *CHEAP_FILTERS, "judge"):
         print(f"  removed by {name:<15} {dropped[name]:>4}")
     print(f"  kept rows              {report.get('kept_rows', 0):>4}")
 

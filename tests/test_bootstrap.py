@@ -19,6 +19,7 @@ SOUND_4 = {"reasoning": "3 pens are 6 dollars, 6 pens are 12 dollars, one pen fe
 WRONG = {"reasoning": "Five pens cost 5 + 6 = 11 dollars.", "answer": "11"}
 LUCKY = {"reasoning": "Five pens cost 5 * 3 = 10 dollars.", "answer": "10"}
 LEAK = {"reasoning": "The given answer is 10, so 5 pens cost 10 dollars.", "answer": "10"}
+STATED = {"reasoning": "Pens are sold in a shop. Five pens cost 10 dollars there.", "answer": "10"}
 
 
 def rows(out):
@@ -53,6 +54,13 @@ def test_hint_pass_never_leaks_the_hint_into_a_kept_row(tmp_path):
     for row in kept:
         text = json.dumps(row["messages"]).lower()
         assert "given answer" not in text and "correct_answer" not in text and "hint" not in text
+
+
+def test_a_hinted_path_must_compute_its_answer_not_state_it(tmp_path):
+    config = SynthesisConfig(method="star", generations=2, num_threads=1)
+    report, out = run(tmp_path, [WRONG, WRONG, STATED, SOUND], config)
+    assert [r["messages"][1]["content"] for r in rows(out)] == [SOUND["reasoning"] + "\nThe answer is 10."]
+    assert report["dropped"]["hint_not_derived"] == 1
 
 
 def test_no_hint_pass_when_turned_off(tmp_path):

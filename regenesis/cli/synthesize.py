@@ -43,6 +43,8 @@ def register(commands) -> None:
     quality.add_argument("--no-form-check", action="store_true")
     quality.add_argument("--no-number-support-check", action="store_true")
     quality.add_argument("--no-choice-support-check", action="store_true")
+    quality.add_argument("--no-hinted-derivation-check", action="store_true",
+                         help="keep hinted paths that state their number answer without computing it")
     quality.add_argument("--judge", default=None, metavar="SPEC", help="a model spec that judges each kept path")
     parser.set_defaults(run=run)
 
@@ -65,7 +67,8 @@ def config_from_args(args):
         raise BadInput("--generations must be at least 1")
     filters = FilterOptions(arithmetic=not args.no_arithmetic_check, form=not args.no_form_check,
                             number_support=not args.no_number_support_check,
-                            choice_support=not args.no_choice_support_check, judge_model=args.judge)
+                            choice_support=not args.no_choice_support_check,
+                            hinted_derivation=not args.no_hinted_derivation_check, judge_model=args.judge)
     return preset(args.preset, method=args.method, generations=args.generations,
                   regenesis=None if args.generations else budget, max_kept=args.max_kept,
                   hint_pass=False if args.no_hint else None, label_free=args.label_free or None,

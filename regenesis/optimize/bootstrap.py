@@ -24,7 +24,7 @@ from regenesis.evals.example import Example
 from regenesis.evals.matching import extract_answer, is_correct
 from regenesis.guidelines import Guideline
 from regenesis.models import adapter_for
-from regenesis.optimize.filters import FilterOptions, build_filters, check_path, mentions_hint
+from regenesis.optimize.filters import FilterOptions, build_filters, check_path, derives_answer, mentions_hint
 from regenesis.optimize.methods import Candidate, Method, ReGenesisBudget, Sampler, build_method
 from regenesis.optimize.store import RunStore
 from regenesis.prompting import answer_line, training_messages
@@ -119,6 +119,9 @@ class Bootstrap:
         for candidate in matched:
             if candidate.hinted and mentions_hint(candidate.path, self.config.filters.hint_phrases):
                 selection.dropped["hint_leak"] += 1
+                continue
+            if candidate.hinted and self.config.filters.hinted_derivation and not derives_answer(candidate.path, example):
+                selection.dropped["hint_not_derived"] += 1
                 continue
             verdicts = check_path(self.filters, candidate.path, example)
             failed = next((v for v in verdicts if not v.passed), None)

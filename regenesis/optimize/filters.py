@@ -68,6 +68,7 @@ class FilterOptions:
     choice_support: bool = True
     number_support: bool = True
     judge_model: str | None = None  # a model spec (see regenesis.models); None turns the judge off
+    hinted_derivation: bool = True  # a hinted path must compute its number answer (derives_answer)
     max_chars: int = 4000
     hint_phrases: tuple[str, ...] = DEFAULT_HINT_PHRASES
 
@@ -630,6 +631,18 @@ def stated_computations(path: str) -> list[Statement]:
                 statements.append(Statement(" ".join(plain[left.start:right.end].split()), _agrees(left, right)))
         i = max(end, i + 1)
     return statements
+
+
+def derives_answer(path: str, example: Example) -> bool:
+    """For number answers: the final answer is the result of a computation the path states. A hinted
+    path must meet this: having seen the answer, it can otherwise simply state it as a fact."""
+    if example.answer_type != "number":
+        return True
+    final = final_answer(path, example)
+    if final is None:
+        return False
+    results = (statement.text.replace(",", "").rsplit("=", 1)[-1] for statement in stated_computations(path))
+    return any(answers_equal(number, final, "number") for result in results for number in _NUMBER_IN_TEXT.findall(result))
 
 
 class ArithmeticFilter:
