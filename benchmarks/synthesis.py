@@ -21,7 +21,7 @@ from regenesis.evals.tasks import load_task
 from regenesis.optimize.bootstrap import preset, synthesize
 
 
-def run(name, examples, out, config, num_threads):
+def run(name, examples, out, num_threads):
     lm = timed_embedded_lm()
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
@@ -40,25 +40,22 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-synthesis"))
     args = parser.parse_args()
     examples = load_task("gsm8k-sample", split="train")
-    rows = []
-    for name, count in (("default", args.problems), ("paper", args.paper_problems)):
-        if count:
-            report, wall, busy, tokens = run(name, examples[:count], f"{args.out}/{name}", None, args.num_threads)
-            rows.append((name, count, report, wall, busy, tokens))
-
     copies = timed_embedded_lm().engine.copy_count()
     print(f"regenesis bootstrap loop, embedded model, gsm8k-sample train, {args.num_threads} threads, "
           f"{copies} engine copies")
     print(f"{'preset':<8} {'problems':>8} {'gens':>6} {'kept':>5} {'gens/kept':>9} {'solved':>7} "
-          f"{'+hint':>6} {'loop tok/s':>10} {'engine tok/s':>12} {'engine busy':>11}")
-    for name, count, report, wall, busy, tokens in rows:
+          f"{'+hint':>6} {'loop tok/s':>10} {'engine tok/s':>12} {'engine busy':>11}", flush=True)
+    for name, count in (("default", args.problems), ("paper", args.paper_problems)):
+        if not count:
+            continue
+        report, wall, busy, tokens = run(name, examples[:count], f"{args.out}/{name}", args.num_threads)
         per_kept = report["generations_per_kept_row"]
         print(f"{name:<8} {count:>8} {report['generations']:>6} {report['kept_rows']:>5} "
               f"{per_kept if per_kept is not None else '-':>9} {report['solve_rate']:>7.0%} "
               f"{report['solve_rate_with_hint']:>6.0%} {tokens / wall:>10.1f} {tokens / busy:>12.1f} {busy / wall:>11.0%}")
-    for name, count, report, *_ in rows:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items())) or "none"
-        print(f"{name}: {report['candidates']} candidate paths; dropped: {dropped}; report: {args.out}/{name}/report.json")
+        print(f"  {report['candidates']} candidate paths; dropped: {dropped}; report: {args.out}/{name}/report.json",
+              flush=True)
 
 
 if __name__ == "__main__":
