@@ -190,8 +190,8 @@ def print_removals(report: dict) -> None:
     print(f"\nsynthesis: {report.get('problems', 0)} GSM8K problems, {candidates} paths, "
           f"{matched} matched the gold answer")
     for name in ("hint_leak", "hint_not_derived", *CHEAP_FILTERS, "judge"):
-        print(f"  removed by {name:<15} {dropped[name]:>4}")
-    print(f"  kept rows              {report.get('kept_rows', 0):>4}")
+        print(f"  removed by {name:<16} {dropped[name]:>4}")
+    print(f"  kept rows                {report.get('kept_rows', 0):>4}")
 
 
 def main(argv: list[str] | None = None) -> None:
