@@ -287,7 +287,6 @@ class Experiment:
         return lines + ["", "Training rows: `round-<r>/<method>/data/train.jsonl`; checkpoints: "
                             "`round-<r>/<method>/checkpoint/`."]
 
-
     def _time_table(self) -> list[str]:
         stages = sorted(self.out.glob(f"**/{STAGE_FILE}"), key=lambda marker: marker.stat().st_mtime)
         rows = [(marker.parent.relative_to(self.out), json.loads(marker.read_text(encoding="utf-8")).get("seconds"))

@@ -378,8 +378,7 @@ def _run_pending(lm, pending: list[Example], raw_dir: Path, num_threads: int, di
     handles = {}
     for task in {example.task for example in pending}:
         path = raw_file(raw_dir, task)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        repair_jsonl(path)
+        repair_jsonl(path)  # creates the file (and its folder), or cuts a torn last line
         handles[task] = path.open("a", encoding="utf-8")
     started = time.perf_counter()
     output_tokens = consecutive_errors = 0
