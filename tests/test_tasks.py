@@ -178,6 +178,14 @@ def test_bundled_gsm8k_sample_needs_no_shared_data(monkeypatch):
     assert test[0].gold == "18" and test[0].id == "gsm8k-sample/test/0"
 
 
+def test_bundled_strategyqa_sample_trains_on_train_and_evaluates_on_dev(monkeypatch):
+    monkeypatch.delenv("REGENESIS_DATA_ROOT", raising=False)
+    train, dev = load_task("strategyqa-sample", split="train"), load_task("strategyqa-sample")
+    assert (len(train), len(dev), dev.split) == (200, 100, "dev")
+    assert train[0].id == "strategyqa-sample/train/2bc9c4f9c19c167187f2" and train[0].gold == "yes"
+    assert {e.gold for e in dev} == {"yes", "no"} and TASKS["strategyqa-sample"].domain == "in"
+
+
 def test_no_non_commercial_dataset_is_shipped():
     data = Path(__file__).resolve().parents[1] / "regenesis" / "data"
     names = " ".join(str(path.relative_to(data)).lower() for path in data.rglob("*"))

@@ -4,7 +4,7 @@ Where a registered task's data comes from, in order: ``data`` (a file or a folde
 benchmark's original release format, as in ``../shared/datasets/<folder>``); else
 ``data_root/<folder>``, with ``data_root`` defaulting to ``$REGENESIS_DATA_ROOT``; else the
 task's Hugging Face hub dataset through ``datasets`` (``$REGENESIS_HUB_MIRROR`` can hold hub
-snapshots, see ``hub.py``). ``gsm8k-sample``, ``svamp-sample`` and ``bbh-sample/<subtask>`` are bundled in the package and need none of them.
+snapshots, see ``hub.py``). ``gsm8k-sample``, ``strategyqa-sample``, ``svamp-sample`` and ``bbh-sample/<subtask>`` are bundled in the package and need none of them.
 
 Example ids are ``<task>/<split>/<record id or row index>``: stable across runs of the same
 source, they are the resume keys of long runs.
@@ -69,6 +69,9 @@ _REGISTERED = [
       for subtask, answer_type in BBH_SUBTASKS.items()],
     _spec("gsm8k-sample", "number", "in", ("train", "test"), None, "gsm8k_sample", "MIT",
           "300 train and 200 test GSM8K problems shipped with the package", GSM8K(), bundled=True),
+    _spec("strategyqa-sample", "yes_no", "in", ("train", "dev"), None, "strategyqa_sample", "MIT",
+          "200 train and 100 dev StrategyQA questions shipped with the package", StrategyQA(), default="dev",
+          bundled=True),
     _spec("svamp-sample", "number", "out", ("test",), None, "svamp_sample", "MIT",
           "all 1,000 SVAMP problems, shipped with the package", SVAMP(), bundled=True),
     *[_spec(f"bbh-sample/{subtask}", BBH_SUBTASKS[subtask], "out", ("test",), None, "bbh_sample", "MIT",
