@@ -282,7 +282,7 @@ class Experiment:
         for label, report in syntheses.items():
             dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items())) or "none"
             lines.append(f"| {label} | {report['problems']} | {report['solved_without_hint']} | "
-                         f"{report['solved_with_hint']} | {report['kept_rows']} | {report['generations']} ({report['cached_generations']}) | "
+                         f"{report['solved_with_hint']} | {_kept_rows(report)} | {report['generations']} ({report['cached_generations']}) | "
                          f"{report['generations_per_kept_row']} | {dropped} |")
         return lines + ["", "Training rows: `round-<r>/<method>/data/train.jsonl`; checkpoints: "
                             "`round-<r>/<method>/checkpoint/`."]
@@ -294,6 +294,15 @@ class Experiment:
         lines = ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
         lines += [f"| `{stage}` | {seconds if seconds is not None else '-'} |" for stage, seconds in rows]
         return lines + [""]
+
+
+def _kept_rows(report: dict) -> str:
+    """The kept rows, with each task's share when the training set mixes tasks."""
+    by_task = report.get("by_task", {})
+    if len(by_task) < 2:
+        return str(report["kept_rows"])
+    shares = ", ".join(f"{task} {totals['kept_rows']}" for task, totals in by_task.items())
+    return f"{report['kept_rows']} ({shares})"
 
 
 def run_experiment(config_path: str | Path, out: str | Path, progress: bool = True) -> Experiment:

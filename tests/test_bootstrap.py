@@ -119,6 +119,16 @@ def test_resume_after_an_interrupted_run_gives_exactly_the_rows_of_an_uninterrup
     assert len((broken / PROBLEMS_FILE).read_text().splitlines()) == 5
 
 
+def test_a_training_set_of_several_tasks_reports_each_tasks_share(tmp_path):
+    other = Example(id="u/0", question="What is 7 plus 7?", gold="15", answer_type="number", task="u")
+    script = {**SCRIPT, "What is 7 plus 7?": {"reasoning": "7 + 7 = 14.", "answer": "14"}}
+    config = SynthesisConfig(method="cot", generations=1, num_threads=1, hint_pass=False)
+    report, _ = run(tmp_path, script, config, examples=[*PROBLEMS[:2], other])
+    assert report["by_task"] == {
+        "t": {"problems": 2, "solved_without_hint": 2, "solved_with_hint": 0, "kept_rows": 2},
+        "u": {"problems": 1, "solved_without_hint": 0, "solved_with_hint": 0, "kept_rows": 0}}
+
+
 def test_rerun_with_other_settings_is_refused(tmp_path):
     from regenesis.errors import BadInput
 

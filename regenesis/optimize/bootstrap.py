@@ -245,10 +245,21 @@ def cost_report(problems: list[dict], method: Method, config: SynthesisConfig, s
         "generations_per_kept_row": round(generations / kept, 2) if kept else None,
         "completion_tokens_per_kept_row": round(sum(p["completion_tokens"] for p in problems) / kept, 1) if kept else None,
         "dropped": dict(dropped),
+        "by_task": _totals_by_task(problems),
         "errors": sum(p["errors"] for p in problems),
         "this_run_seconds": round(seconds, 2),
         "this_run_completion_tokens_per_second": round(new_completion_tokens / seconds, 2) if seconds else None,
     }
+
+
+def _totals_by_task(problems: list[dict]) -> dict[str, dict]:
+    """Problems, solves and kept rows of each task, for training sets that mix tasks."""
+    totals: dict[str, Counter] = {}
+    for p in problems:
+        counts = totals.setdefault(p["task"], Counter())
+        counts.update(problems=1, solved_without_hint=int(p["solved"]), solved_with_hint=int(p["solved_with_hint"]),
+                      kept_rows=p["kept"])
+    return {task: dict(counts) for task, counts in sorted(totals.items())}
 
 
 def synthesize(lm: dspy.LM, examples: Sequence[Example], out_dir: str | Path,
