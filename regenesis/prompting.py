@@ -5,9 +5,12 @@ A fine-tuned model is evaluated with exactly the text it was trained on: the use
 ``answer_line(answer)``. Everything that builds or reads these turns imports them from here.
 """
 
+# Worded so that no placeholder or sample answer can be copied: with "of the form 'The answer is X.'"
+# the 135M model wrote "The answer is X." literally in 13 of 40 evaluation answers, and with a
+# sample answer it copied the sample (benchmarks/instruction.py).
 INSTRUCTION = (
-    "Solve the following problem. Think step by step, and end with a last line of the form "
-    "'The answer is X.'"
+    "Solve the following problem. Think step by step. On the last line, write 'The answer is' "
+    "followed by your answer."
 )
 ANSWER_PREFIX = "The answer is"
 
