@@ -5,6 +5,7 @@ import pytest
 
 from regenesis.models import (
     DEFAULT_MODEL,
+    JSON_OVERHEAD_TOKENS,
     LlamaCppEngine,
     ModelSpecError,
     TransformersEngine,
@@ -122,6 +123,17 @@ def test_a_large_token_budget_keeps_the_grammar_within_llama_cpp_limits():
     with dspy.context(lm=lm, adapter=adapter_for(lm)):
         prediction = dspy.Predict("question -> answer")(question="Name one colour.")
     assert prediction.answer.strip()
+
+
+@pytest.mark.model
+def test_the_string_bound_leaves_reasoning_most_of_the_token_budget():
+    from regenesis.programs import STaR
+
+    lm = resolve_lm(None, max_tokens=384)
+    with dspy.context(lm=lm, adapter=adapter_for(lm)):
+        prediction = STaR()(question="Is a pound sterling valuable?")  # greedy: a long rationale
+    share = (384 - JSON_OVERHEAD_TOKENS) // 2
+    assert len(prediction.reasoning) > 1.5 * share  # one character a token cut it at `share`
 
 
 @pytest.mark.model
