@@ -168,10 +168,20 @@ def test_form_keeps_a_path_ending_in_its_answer(path):
      "echoes the prompt's format: 'json object'"),
     ("He pays 10 dollars.\n{ 35 }\n{ 5 }\n[ 35 ]\nThe answer is 35.",
      "mostly stray symbols: 3 of 4 reasoning lines have no word or calculation"),
+    ("He has 16 - 3 - 4 = 9 eggs left, and he sells them at 2 dollars each, and\nThe answer is 18.",
+     "the reasoning stops mid-sentence: 'and he sells them at 2 dollars each, and'"),
 ])
 def test_form_defects(path, reason):
     verdict = FormFilter().check(path, NUMBER)
     assert not verdict.passed and verdict.reason == reason
+
+
+def test_a_path_cut_off_by_its_token_budget_is_dropped():
+    # A STaR path the embedded model wrote on StrategyQA train, cut where its string bound ended.
+    cut = ("A recent study found that Genghis Khan's descendants have a higher percentage of their DNA than "
+           "Julius Caesar's descendants. Genghis Khan himself is a male, and\nThe answer is yes.")
+    assert FormFilter().check(cut, YES_NO).reason.startswith("the reasoning stops mid-sentence")
+    assert FormFilter().check(cut.replace(", and\n", ".\n"), YES_NO).passed
 
 
 def test_form_length_limit():
@@ -337,7 +347,7 @@ def load_benchmark():
 # (kept precision, share of sound paths kept) reached on the fixture, per configuration.
 REACHED = {
     "answer matching only": (0.388, 1.0),
-    "form": (0.714, 1.0),
+    "form": (0.741, 1.0),
     "arithmetic": (0.408, 1.0),
     "number_support": (0.392, 1.0),
     "choice_support": (0.656, 1.0),

@@ -222,6 +222,9 @@ def degenerate_repetition(text: str, example: Example) -> str:
 
 
 _NUMBER_IN_TEXT = re.compile(r"-?\d+(?:\.\d+)?")
+# A reasoning path whose last line ends in a word or a comma was cut off (by the token budget, say),
+# not finished: sound paths end in a full stop, a number, a formula or a closing bracket.
+_UNFINISHED = re.compile(r"[A-Za-z,;]\s*$")
 MIN_REASONING_TERMS = 3  # words or numbers; "]\n{" or "So:" before the answer is no reasoning
 # The scaffolding of a structured-output prompt (DSPy's adapters), which a small model echoes instead
 # of reasoning; none belongs in a worked solution.
@@ -276,6 +279,8 @@ class FormFilter:
         debris = format_debris(reasoning)
         if debris:
             return debris
+        if _UNFINISHED.search(reasoning[-1]):
+            return f"the reasoning stops mid-sentence: {reasoning[-1][-40:]!r}"
         earlier = [answer_of(line, example) for line in logical_lines(path)[:-1] if is_answer_line(line)]
         earlier = [answer for answer in earlier if answer is not None]
         contrary = [answer for answer in earlier if answer != final]
