@@ -1,6 +1,8 @@
 """A tiny real experiment on the embedded model: the report's structure, and stage-by-stage resume."""
 
 import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,31 @@ def test_the_training_sets_table_shows_each_tasks_share_of_a_mixed_set(tmp_path)
               "by_task": {"gsm8k-sample": {"kept_rows": 0}, "strategyqa-sample": {"kept_rows": 3}}}
     table = "\n".join(Experiment(ExperimentConfig.load(config), tmp_path)._synthesis_table({"star": report}))
     assert "| star | 4 | 1 | 1 | 3 (gsm8k-sample 0, strategyqa-sample 3) | 28 (0) | 9.33 | answer 20 |" in table
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("name", ["quickstart.toml", "paper.toml", "hosted.toml"])
+def test_the_example_configs_name_registered_tasks_and_methods(name):
+    from regenesis.evals.tasks import TASKS
+
+    config = ExperimentConfig.load(EXAMPLES / name)
+    tasks = (config.train.get("tasks") or [config.train["task"]]) + config.eval["tasks"]
+    assert all(task in TASKS for task in tasks), tasks
+
+
+def test_the_main_job_trains_on_gsm8k_and_strategyqa_and_evaluates_in_and_out_of_domain(monkeypatch):
+    from regenesis.evals.tasks import TASKS
+    from regenesis.experiment import Experiment
+
+    monkeypatch.delenv("REGENESIS_DATA_ROOT", raising=False)
+    experiment = Experiment(ExperimentConfig.load(EXAMPLES / "quickstart.toml"), "unused")
+    train = experiment.train_examples()
+    assert [e.task for e in train] == ["gsm8k-sample"] * 5 + ["strategyqa-sample"] * 5
+    assert all("/train/" in e.id for e in train)
+    evaluation = experiment.eval_examples()
+    assert Counter(e.task for e in evaluation) == {"gsm8k-sample": 10, "strategyqa-sample": 10, "svamp-sample": 10,
+                                                    "bbh-sample/boolean_expressions": 10}
+    assert {e.id.split("/")[1] for e in evaluation if e.task == "strategyqa-sample"} == {"dev"}
+    assert [TASKS[task].domain for task in ("gsm8k-sample", "strategyqa-sample", "svamp-sample")] == ["in", "in", "out"]
