@@ -222,7 +222,7 @@ def degenerate_repetition(text: str, example: Example) -> str:
 
 
 _NUMBER_IN_TEXT = re.compile(r"-?\d+(?:\.\d+)?")
-# A reasoning path whose last line ends in a word or a comma was cut off (by the token budget, say),
+# A reasoning path whose last line ends in a word, a comma or a semicolon was cut off (by the token budget, say),
 # not finished: sound paths end in a full stop, a number, a formula or a closing bracket.
 _UNFINISHED = re.compile(r"[A-Za-z,;]\s*$")
 MIN_REASONING_TERMS = 3  # words or numbers; "]\n{" or "So:" before the answer is no reasoning
