@@ -5,7 +5,9 @@
 
 ``responder(body)`` gets the JSON body of a ``/v1/chat/completions`` request and returns the reply's
 text, or a ``Fault``: an HTTP error status, a delay before answering (a timeout for a short client
-timeout), a dropped connection, or a raw body that is not an OpenAI response. It binds 127.0.0.1 only.
+timeout), a dropped connection, or a raw body that is not an OpenAI response. ``$API_KEY`` in a reply or
+an error message becomes the key the client sent, as a provider that echoes it would. It binds 127.0.0.1
+only.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -99,7 +101,14 @@ class FakeServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
                     server.requests.append(body)
+                key = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
                 reply = server.responder(body)
+                if isinstance(reply, Fault):
+                    reply = replace(reply, message=reply.message.replace("$API_KEY", key),
+                                    text=reply.text.replace("$API_KEY", key),
+                                    body=None if reply.body is None else reply.body.replace("$API_KEY", key))
+                else:
+                    reply = reply.replace("$API_KEY", key)
                 if isinstance(reply, Fault):
                     if reply.delay:
                         time.sleep(reply.delay)
