@@ -7,7 +7,9 @@ import pytest
 from dspy.utils import DummyLM
 
 from regenesis.evals.example import Example
+from regenesis.guidelines import Guideline
 from regenesis.optimize.bootstrap import SynthesisConfig, majority_answer, synthesize
+from regenesis.optimize.methods import ReGenesisBudget
 from regenesis.optimize.store import PROBLEMS_FILE, ROWS_FILE
 
 PENS = Example(id="t/0", question="If 3 pens cost 6 dollars, what do 5 pens cost?", gold="10",
@@ -138,19 +140,72 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
         run(tmp_path, SCRIPT, SynthesisConfig(method="cot", generations=2, num_threads=1), examples=PROBLEMS[:1])
 
 
-def test_model_errors_are_counted_and_skipped(tmp_path):
-    class Failing(DummyLM):
-        def forward(self, *args, **kwargs):
-            raise RuntimeError("server down")
+class Failing(DummyLM):
+    def forward(self, *args, **kwargs):
+        raise RuntimeError("server down [bold]")
 
+
+def test_a_problem_whose_model_call_failed_is_failed_and_the_rerun_retries_it(tmp_path):
     config = SynthesisConfig(method="cot", generations=2, num_threads=1)
-    report = synthesize(Failing([]), [PENS], tmp_path / "failing", config, progress=False)
-    assert report["errors"] == 2 and report["kept_rows"] == 0 and report["problems"] == 1
+    out = tmp_path / "failing"
+    report = synthesize(Failing([]), PROBLEMS[:2], out, config, progress=False)
+    assert (report["problems"], report["finished"], report["failed"]) == (2, 0, 2)
+    assert report["failed_by_kind"] == {"other": 2} and report["model_errors"] == 2
+    # the first failed call ends the problem; it is not a generation, cached or not
+    assert (report["generations"], report["cached_generations"], report["failed_calls"]) == (0, 0, 2)
+    records = [json.loads(line) for line in (out / PROBLEMS_FILE).read_text().splitlines()]
+    assert [(r["status"], r["error_kind"]) for r in records] == [("failed", "other")] * 2
+    assert "server down" in records[0]["error_examples"][0]
+
+    report = synthesize(DummyLM(SCRIPT), PROBLEMS[:2], out, config, progress=False)
+    assert (report["problems"], report["finished"], report["failed"], report["kept_rows"]) == (2, 2, 0, 2)
+    records = [json.loads(line) for line in (out / PROBLEMS_FILE).read_text().splitlines()]
+    assert sorted(r["problem_id"] for r in records) == ["t/1", "t/2"] and {r["status"] for r in records} == {"finished"}
+
+
+def test_a_model_file_that_cannot_load_stops_the_run(tmp_path):
+    from regenesis.models import ModelLoadError
+
+    class Unloadable(DummyLM):
+        def forward(self, *args, **kwargs):
+            raise ModelLoadError("/models/broken.gguf: llama.cpp cannot load this model")
+
+    config = SynthesisConfig(method="cot", generations=2, num_threads=2)
+    with pytest.raises(ModelLoadError, match="broken.gguf"):
+        synthesize(Unloadable([]), PROBLEMS, tmp_path / "out", config, progress=False)
+    assert (tmp_path / "out" / PROBLEMS_FILE).read_text() == ""
+
+
+def test_run_json_records_what_determines_the_output_and_a_changed_question_is_refused(tmp_path):
+    from regenesis.errors import BadInput
+
+    config = SynthesisConfig(method="regenesis", regenesis=ReGenesisBudget(1, 0, 1), num_threads=1, hint_pass=False)
+    lm = DummyLM(SCRIPT)
+    synthesize(lm, PROBLEMS[:1], tmp_path, config, progress=False)
+    settings = json.loads((tmp_path / "run.json").read_text())
+    assert settings["tasks"] == ["t"] and settings["problems"] == 1 and len(settings["problems_sha256"]) == 64
+    assert len(settings["guidelines_sha256"]) == 64 and settings["adapter"] == "ChatAdapter"
+    assert settings["model"] == "dummy" and settings["method"] == "regenesis"
+    edited = [Example(id="t/1", question="What is 1 plus 2?", gold="3", answer_type="number", task="t")]
+    with pytest.raises(BadInput, match="problems_sha256"):
+        synthesize(lm, edited, tmp_path, config, progress=False)
+    with pytest.raises(BadInput, match="guidelines_sha256"):
+        synthesize(lm, PROBLEMS[:1], tmp_path, config, progress=False, guidelines=[Guideline("only", "Be careful.")])
+
+
+def test_the_progress_line_counts_solves_without_and_with_the_hint_apart():
+    from regenesis.optimize.bootstrap import _status
+
+    done = [{"status": "finished", "solved": False, "solved_with_hint": True, "kept": 4},
+            {"status": "finished", "solved": False, "solved_with_hint": False, "kept": 0},
+            {"status": "finished", "solved": True, "solved_with_hint": False, "kept": 1},
+            {"status": "failed", "solved": False, "solved_with_hint": False, "kept": 0}]
+    assert _status(done, 310, 10) == "solved 1/3 · with hint 1/3 · kept 5 · failed 1 · 31 tok/s"
 
 
 def test_presets_and_the_shared_budget():
     from regenesis.optimize.bootstrap import preset
-    from regenesis.optimize.methods import ReGenesisBudget, build_method
+    from regenesis.optimize.methods import build_method
 
     default, paper = preset("default"), preset("paper")
     assert build_method("regenesis", regenesis_budget=default.regenesis).planned_generations() == 14

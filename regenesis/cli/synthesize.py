@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from regenesis.cli import add_model_options
@@ -13,19 +14,27 @@ from regenesis.errors import BadInput
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
 
 
+TRAIN_SPLIT = "train"
+EXIT_CODES = ("Exit codes: 0 every problem finished; 1 some problem failed (its model calls failed after DSPy's "
+              "retries: the report counts it by kind, and running the same command again retries it) or the run "
+              "stopped on an error; 2 bad usage or bad input (before any model call).")
+
+
 def register(commands) -> None:
     parser = commands.add_parser("synthesize", help="synthesize reasoning paths and keep the right ones as training rows",
-                                 description=__doc__)
+                                 description=__doc__, epilog=EXIT_CODES)
     parser.add_argument("--method", default="regenesis", choices=METHOD_NAMES)
     add_model_options(parser)
     add_task_options(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (rerun the same command to resume)")
     budget = parser.add_argument_group("budget")
     budget.add_argument("--preset", default="default", choices=["default", "paper"],
-                        help="default: 4 guideline sets per problem; paper: the reference budget (20 selections "
-                             "+ every guideline alone, temperature 1.2, top_p 0.9)")
+                        help="default: 4 guideline sets per problem (regenesis: 14 generations, and up to as many "
+                             "again in the hinted pass of a problem the first pass leaves unsolved); paper: the "
+                             "reference budget (20 selections + every guideline alone, temperature 1.2, top_p 0.9)")
     budget.add_argument("--generations", type=int, default=None, metavar="N",
-                        help="generations per problem, shared by all methods (for equal-cost comparisons)")
+                        help="generations per problem before the hinted pass, shared by all methods (for "
+                             "equal-cost comparisons); the hinted pass can spend as many again")
     budget.add_argument("--selections", type=int, default=None, help="regenesis: model-selected guideline sets")
     budget.add_argument("--singles", type=int, default=None, help="regenesis: single-guideline sets")
     budget.add_argument("--paths-per-set", type=int, default=None, help="regenesis: solve samples per guideline set")
@@ -75,6 +84,20 @@ def config_from_args(args):
                   temperature=args.temperature, top_p=args.top_p, num_threads=args.num_threads, filters=filters)
 
 
+def training_split(task: str) -> str | None:
+    """The split ``synthesize`` reads when ``--split`` is not given: a registered task's train split
+    (never the split it is evaluated on); a user dataset's own default."""
+    from regenesis.evals.tasks import TASKS
+
+    spec = TASKS.get(task)
+    if spec is None:
+        return None
+    if TRAIN_SPLIT not in spec.splits:
+        raise BadInput(f"--split: {task} has no train split (its splits: {', '.join(spec.splits)}); name the "
+                       "split to synthesize from with --split")
+    return TRAIN_SPLIT
+
+
 def run(args) -> int:
     from regenesis.guidelines import load_guidelines
     from regenesis.models import resolve_lm
@@ -84,22 +107,44 @@ def run(args) -> int:
         raise BadInput("--label-free applies to --method regenesis (lmsi is label-free already)")
     config = config_from_args(args)
     guidelines = load_guidelines(args.guidelines) if args.guidelines else None
+    if args.split is None:
+        args.split = training_split(args.task)
     examples = examples_from_args(args)
     extra = {"max_tokens": args.max_tokens} if args.max_tokens else {}
     lm = resolve_lm(args.model, api_base=args.api_base, api_key=args.api_key, **extra)
     report = synthesize(lm, examples, args.out, config, guidelines=guidelines)
     print_report(report)
-    return 0
+    return 1 if report["failed"] else 0
+
+
+REPORT_LINES = (
+    ("problems", "problems done (finished + failed)"),
+    ("finished", "finished"),
+    ("failed", "failed (a model call failed; retried by a rerun)"),
+    ("solved_without_hint", "solved without the hint"),
+    ("solved_with_hint", "solved only with the hint"),
+    ("kept_rows", "kept rows"),
+    ("generations", "generations (model calls that answered, cached included)"),
+    ("cached_generations", "  of them from the cache"),
+    ("failed_calls", "failed model calls"),
+    ("prompt_tokens", "prompt tokens (new generations)"),
+    ("completion_tokens", "completion tokens (new generations)"),
+    ("generations_per_kept_row", "generations per kept row"),
+)
 
 
 def print_report(report: dict) -> None:
-    table = Table(title=f"synthesize · {report['method']}")
+    table = Table(title=f"synthesize · {escape(report['method'])}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key in ("problems", "solved_without_hint", "solved_with_hint", "kept_rows", "generations",
-                "prompt_tokens", "completion_tokens", "generations_per_kept_row", "errors"):
-        table.add_row(key.replace("_", " "), str(report[key]))
-    table.add_row("dropped", json.dumps(report["dropped"]))
+    for key, label in REPORT_LINES:
+        table.add_row(label, str(report[key]))
+    table.add_row("dropped candidates", escape(json.dumps(report["dropped"])))
+    if report["failed"]:
+        table.add_row("failed by kind", escape(json.dumps(report["failed_by_kind"])))
     console = Console()
     console.print(table)
-    console.print(f"rows: {report['rows_file']}")
+    console.print(f"rows: {report['rows_file']}", markup=False, highlight=False)
+    if report["failed"]:
+        console.print(f"{report['failed']} problems failed; run the same command again to retry them",
+                      markup=False, highlight=False)

@@ -4,10 +4,18 @@ Per problem: the method proposes candidates (distinct rollout ids) → answer ma
 gold answer (or, label-free, the majority answer) → quality filters → dedupe → cap. A problem with no
 kept path gets a hinted pass when the method has one. Each finished problem is appended to disk at
 once (``regenesis.optimize.store``), so a killed run resumes where it stopped.
+
+A problem whose model calls failed (server error, timeout, refused connection... after DSPy's retries
+with backoff) is recorded as failed with the error kind, keeps no rows, and is done again by the next
+run; the successful calls before the failure are in DSPy's cache, so the retry costs only what failed.
+Model output that cannot be parsed, even after DSPy's retries, is not a failed call: that candidate is
+dropped and counted as ``parse``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from collections import Counter
@@ -23,10 +31,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from regenesis.evals.example import Example
 from regenesis.evals.matching import extract_answer, is_correct
 from regenesis.guidelines import Guideline
-from regenesis.models import adapter_for
+from regenesis.models import adapter_for, describe
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, derives_answer, mentions_hint
-from regenesis.optimize.methods import Candidate, Method, ReGenesisBudget, Sampler, build_method
-from regenesis.optimize.store import RunStore
+from regenesis.optimize.methods import Candidate, Failure, Method, ReGenesisBudget, Sampler, build_method
+from regenesis.optimize.store import FAILED, FINISHED, open_run
 from regenesis.prompting import answer_line, training_messages
 
 
@@ -48,7 +56,8 @@ class SynthesisConfig:
 
 
 PRESETS = {
-    # Cheap enough for a laptop: 4 guideline sets per problem (14 generations), hint pass on.
+    # Cheap enough for a laptop: 4 guideline sets per problem (14 generations, and as many again in the
+    # hinted pass of a problem the first pass leaves unsolved).
     "default": SynthesisConfig(),
     # The reference budget: 20 sampled selections plus every seed guideline alone (singles are capped
     # at the size of the library), sampled at 1.2 / 0.9.
@@ -140,39 +149,45 @@ class Bootstrap:
         return selection
 
     def solve(self, example: Example) -> tuple[list[dict], dict]:
-        """One problem, start to finish: its training rows and its record."""
+        """One problem, start to finish: its training rows and its record (none for a failed problem)."""
         started = time.monotonic()
-        errors: list[str] = []
+        failures: list[Failure] = []
         dropped: Counter = Counter()
         calls = CallCounter()
+        hinted_candidates = 0
         with dspy.context(lm=self.lm, adapter=self.adapter, callbacks=[calls]), dspy.track_usage() as usage:
             candidates, failed = self.method.propose(example, self.sampler)
-            errors += failed
+            failures += failed
             selection = self.select(candidates, example)
             dropped += selection.dropped
-            solved = bool(selection.kept)
-            hinted_candidates = 0
-            if not solved and self.config.hint_pass and self.method.supports_hint:
+            solved = bool(selection.kept) and not _model_errors(failures)
+            if not solved and not _model_errors(failures) and self.config.hint_pass and self.method.supports_hint:
                 hinted, failed = self.method.propose(example, self.sampler, hint=example.gold)
-                errors += failed
+                failures += failed
                 hinted_candidates = len(hinted)
                 selection = self.select(hinted, example)
                 dropped += selection.dropped
+        model_errors = _model_errors(failures)
+        rows = [] if model_errors else [self.row(example, candidate, extra, selection.reference)
+                                        for candidate, extra in selection.kept]
+        dropped["parse"] += len(failures) - len(model_errors)
         new_generations, prompt_tokens, completion_tokens = usage_totals(usage)
-        rows = [self.row(example, candidate, extra, selection.reference) for candidate, extra in selection.kept]
         record = {
             "problem_id": example.id,
             "task": example.task,
+            "status": FAILED if model_errors else FINISHED,
+            "error_kind": model_errors[0].kind if model_errors else None,
             "candidates": len(candidates) + hinted_candidates,
             "kept": len(rows),
             "solved": solved,
             "solved_with_hint": bool(rows) and not solved,
             "reference_answer": selection.reference,
-            "dropped": dict(dropped),
-            "errors": len(errors),
-            "error_examples": errors[:3],
-            "generations": calls.count,
-            "cached_generations": calls.count - new_generations,
+            "dropped": {reason: count for reason, count in dropped.items() if count},
+            "model_errors": len(model_errors),
+            "error_examples": [f"{f.kind}: {f.message}" for f in failures[:3]],
+            "generations": calls.succeeded,
+            "failed_calls": calls.failed,
+            "cached_generations": max(0, calls.succeeded - new_generations),
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "seconds": round(time.monotonic() - started, 3),
@@ -198,16 +213,25 @@ class Bootstrap:
         return {"messages": training_messages(example.question, candidate.path), "meta": meta}
 
 
+def _model_errors(failures: list[Failure]) -> list[Failure]:
+    return [f for f in failures if f.is_model_error]
+
+
 class CallCounter(BaseCallback):
-    """Counts the LM calls of one problem, cached or not: the generations the method asked for."""
+    """Counts the LM calls of one problem: those that returned a generation (cached or not), and those
+    that failed after DSPy's retries."""
 
     def __init__(self):
-        self.count = 0
+        self.succeeded = 0
+        self.failed = 0
         self._lock = threading.Lock()
 
-    def on_lm_start(self, call_id, instance, inputs):
+    def on_lm_end(self, call_id, outputs, exception=None):
         with self._lock:
-            self.count += 1
+            if exception is None:
+                self.succeeded += 1
+            else:
+                self.failed += 1
 
 
 def usage_totals(usage) -> tuple[int, int, int]:
@@ -221,32 +245,41 @@ def usage_totals(usage) -> tuple[int, int, int]:
 
 def cost_report(problems: list[dict], method: Method, config: SynthesisConfig, seconds: float,
                 new_completion_tokens: int) -> dict:
-    """Totals over the finished problems: the per-run report of issue 4 (generations, tokens, solve rates)."""
-    n = len(problems)
-    kept = sum(p["kept"] for p in problems)
+    """Totals over the problems done: what they cost (all of them, failed ones too) and what the finished
+    ones gave (solves, kept rows, why candidates were dropped)."""
+    finished = [p for p in problems if p["status"] == FINISHED]
+    failed = [p for p in problems if p["status"] == FAILED]
+    n = len(finished)
+    kept = sum(p["kept"] for p in finished)
     generations = sum(p["generations"] for p in problems)
     dropped: Counter = Counter()
-    for p in problems:
+    for p in finished:
         dropped.update(p["dropped"])
+    planned = method.planned_generations()
     return {
         "method": method.name + ("-label-free" if config.label_free else ""),
-        "problems": n,
-        "solved_without_hint": sum(p["solved"] for p in problems),
-        "solved_with_hint": sum(p["solved_with_hint"] for p in problems),
-        "solve_rate": round(sum(p["solved"] for p in problems) / n, 4) if n else 0.0,
-        "solve_rate_with_hint": round(sum(p["kept"] > 0 for p in problems) / n, 4) if n else 0.0,
+        "problems": len(problems),
+        "finished": n,
+        "failed": len(failed),
+        "failed_by_kind": dict(Counter(p["error_kind"] for p in failed)),
+        "solved_without_hint": sum(p["solved"] for p in finished),
+        "solved_with_hint": sum(p["solved_with_hint"] for p in finished),
+        "solve_rate": round(sum(p["solved"] for p in finished) / n, 4) if n else 0.0,
+        "solve_rate_with_hint": round(sum(p["kept"] > 0 for p in finished) / n, 4) if n else 0.0,
         "kept_rows": kept,
-        "candidates": sum(p["candidates"] for p in problems),
+        "candidates": sum(p["candidates"] for p in finished),
         "generations": generations,
-        "cached_generations": sum(p.get("cached_generations", 0) for p in problems),
-        "planned_generations_per_problem": method.planned_generations(),
+        "cached_generations": sum(p["cached_generations"] for p in problems),
+        "failed_calls": sum(p["failed_calls"] for p in problems),
+        "planned_generations_per_problem": planned,
+        "most_generations_per_problem": planned * (2 if config.hint_pass and method.supports_hint else 1),
         "prompt_tokens": sum(p["prompt_tokens"] for p in problems),
         "completion_tokens": sum(p["completion_tokens"] for p in problems),
         "generations_per_kept_row": round(generations / kept, 2) if kept else None,
         "completion_tokens_per_kept_row": round(sum(p["completion_tokens"] for p in problems) / kept, 1) if kept else None,
         "dropped": dict(dropped),
-        "by_task": _totals_by_task(problems),
-        "errors": sum(p["errors"] for p in problems),
+        "by_task": _totals_by_task(finished),
+        "model_errors": sum(p["model_errors"] for p in problems),
         "this_run_seconds": round(seconds, 2),
         "this_run_completion_tokens_per_second": round(new_completion_tokens / seconds, 2) if seconds else None,
     }
@@ -262,50 +295,87 @@ def _totals_by_task(problems: list[dict]) -> dict[str, dict]:
     return {task: dict(counts) for task, counts in sorted(totals.items())}
 
 
+def run_settings(lm: dspy.LM, examples: Sequence[Example], method: Method, config: SynthesisConfig,
+                 adapter: dspy.Adapter) -> dict:
+    """Everything that determines a run's output, for ``run.json``: a resume must match it.
+
+    The problems are recorded by what they hold (a hash of ids, questions and gold answers, with their
+    tasks, split, source and count), so a changed data file, split or ``--limit`` is caught however it
+    was made; the guidelines by a hash of their texts; the model by its name (fingerprinted for local
+    files), file, endpoint and token budget.
+    """
+    problems = hashlib.sha256()
+    for e in examples:
+        problems.update(json.dumps([e.id, e.question, e.gold, e.answer_type, e.choices, e.labels]).encode())
+    guidelines = (hashlib.sha256("\n".join(f"{g.name}: {g.text}" for g in method.guidelines).encode()).hexdigest()
+                  if method.guidelines else None)
+    return {
+        "model": describe(lm),
+        "api_base": lm.kwargs.get("api_base"),
+        "max_tokens": lm.kwargs.get("max_tokens"),
+        "adapter": type(adapter).__name__,
+        "tasks": sorted({e.task for e in examples}),
+        "split": getattr(examples, "split", None),
+        "source": getattr(examples, "source", None),
+        "problems": len(examples),
+        "problems_sha256": problems.hexdigest(),
+        "guidelines_sha256": guidelines,
+        **asdict(config),
+    }
+
+
 def synthesize(lm: dspy.LM, examples: Sequence[Example], out_dir: str | Path,
                config: SynthesisConfig | None = None, *, guidelines: Sequence[Guideline] | None = None,
                progress: bool = True) -> dict:
     """Run the bootstrap loop over ``examples`` into ``out_dir`` and return the cost report.
 
-    Finished problems are skipped, so the same call after an interruption resumes the run.
+    Finished problems are skipped and failed ones done again, so the same call after an interruption
+    or a failure resumes the run. The folder is locked for the length of the call.
     """
     config = config or SynthesisConfig()
     method = build_method(config.method, config.generations, guidelines=guidelines, label_free=config.label_free,
                           regenesis_budget=config.regenesis)
-    settings = {"model": lm.model, **asdict(config)}
-    store = RunStore(out_dir, settings)
-    bootstrap = Bootstrap(lm, method, config)
-    todo = [e for e in examples if e.id not in store.finished]
-
-    started, new_tokens = time.monotonic(), 0
-    with dspy.context(lm=lm, adapter=bootstrap.adapter):
-        plan = method.prepare(examples, bootstrap.sampler)
-    with _progress(progress) as bar:
-        task = bar.add_task("synthesize", total=len(examples), completed=len(examples) - len(todo),
-                            status=_status(store.problems, 0, 1))
-        with ThreadPoolExecutor(max_workers=max(1, config.num_threads)) as pool:
-            futures = [pool.submit(bootstrap.solve, example) for example in todo]
-            for future in as_completed(futures):
-                rows, record = future.result()
-                store.add(rows, record)
-                new_tokens += record["completion_tokens"]
-                bar.update(task, advance=1,
-                           status=_status(store.problems, new_tokens, time.monotonic() - started))
-    report = cost_report(store.problems, method, config, time.monotonic() - started, new_tokens)
-    if plan:
-        report["task_plans"] = plan
-    report["rows_file"] = str(store.rows_path)
-    store.write_report(report)
+    bootstrap = Bootstrap(lm, method, config)  # first: a judge that cannot be resolved stops before run.json
+    settings = run_settings(lm, examples, method, config, bootstrap.adapter)
+    with open_run(out_dir, settings) as store:
+        todo = [e for e in examples if e.id not in store.finished]
+        started, new_tokens = time.monotonic(), 0
+        with dspy.context(lm=lm, adapter=bootstrap.adapter):
+            plan = method.prepare(examples, bootstrap.sampler)
+        with _progress(progress) as bar:
+            task = bar.add_task("synthesize", total=len(examples), completed=len(examples) - len(todo),
+                                status=_status(store.problems, 0, 1))
+            with ThreadPoolExecutor(max_workers=max(1, config.num_threads)) as pool:
+                futures = [pool.submit(bootstrap.solve, example) for example in todo]
+                try:
+                    for future in as_completed(futures):
+                        rows, record = future.result()
+                        store.add(rows, record)
+                        new_tokens += record["completion_tokens"]
+                        bar.update(task, advance=1,
+                                   status=_status(store.problems, new_tokens, time.monotonic() - started))
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # a model that cannot load fails every problem alike
+                    raise
+        report = cost_report(store.problems, method, config, time.monotonic() - started, new_tokens)
+        if plan:
+            report["task_plans"] = plan
+        report["rows_file"] = str(store.rows_path)
+        store.write_report(report)
     return report
 
 
 def _status(problems: list[dict], tokens: int, seconds: float) -> str:
-    kept = sum(p["kept"] for p in problems)
-    solved = sum(p["kept"] > 0 for p in problems)
-    rate = solved / len(problems) if problems else 0.0
-    return f"kept {kept} · solved {rate:.0%} · {tokens / max(seconds, 1e-9):.0f} tok/s"
+    """The progress line: each figure names what it counts, over the problems done so far."""
+    finished = [p for p in problems if p["status"] == FINISHED]
+    solved = sum(p["solved"] for p in finished)
+    with_hint = sum(p["solved_with_hint"] for p in finished)
+    kept = sum(p["kept"] for p in finished)
+    failed = len(problems) - len(finished)
+    return (f"solved {solved}/{len(finished)} · with hint {with_hint}/{len(finished)} · kept {kept} · "
+            f"failed {failed} · {tokens / max(seconds, 1e-9):.0f} tok/s")
 
 
 def _progress(enabled: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), disable=not enabled)
+                    TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(), disable=not enabled)

@@ -15,7 +15,7 @@ import dspy
 
 from regenesis.evals.example import Example
 from regenesis.guidelines import Guideline, load_guidelines
-from regenesis.models import sampling_lm
+from regenesis.models import error_kind, sampling_lm
 from regenesis.programs import ChainOfThoughtSolver, ReGenesis, SelfDiscover, STaR
 
 HINTED_ROLLOUT_OFFSET = 1_000_000
@@ -30,6 +30,29 @@ class Candidate:
     sample_index: int
     hinted: bool = False
     provenance: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A sample that gave no candidate: how its model call failed (``regenesis.models.error_kind``) and
+    the error. A ``parse`` failure is the model's output, unreadable after DSPy's retries; any other kind
+    means the call itself failed, so the problem's outcome is unknown."""
+
+    kind: str
+    message: str
+
+    @property
+    def is_model_error(self) -> bool:
+        return self.kind != "parse"
+
+
+def failure_of(exc: Exception) -> Failure:
+    """The failure a sample's exception stands for. A model file that cannot be loaded fails every
+    sample alike: it is raised again, to stop the run."""
+    kind = error_kind(exc)
+    if kind == "model_load":
+        raise exc
+    return Failure(kind, f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
 @dataclass
@@ -50,6 +73,7 @@ class Method:
     name = ""
     uses_gold = True
     supports_hint = False
+    guidelines: Sequence[Guideline] = ()  # the guideline library the method reads, if it reads one
 
     def prepare(self, examples: Sequence[Example], sampler: Sampler) -> dict:
         """Work done once per run before any problem (Self-Discover's task plan); returns provenance."""
@@ -68,16 +92,19 @@ class Method:
         raise NotImplementedError
 
     def propose(self, example: Example, sampler: Sampler, hint: str | None = None,
-                ) -> tuple[list[Candidate], list[str]]:
-        """The candidates of one problem, and the errors (``"Type: message"``) of the samples that failed."""
-        candidates, errors = [], []
+                ) -> tuple[list[Candidate], list[Failure]]:
+        """The candidates of one problem, and the failures of the samples that gave none. The first
+        model error ends the proposing: the problem is failed, and done again by the next run."""
+        candidates, failures = [], []
         offset = HINTED_ROLLOUT_OFFSET if hint is not None else 0
         for index in range(self.num_samples()):
             try:
                 candidates.append(self.sample(example, index, sampler(offset + index), hint))
-            except Exception as exc:  # one failed sample never fails the problem
-                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
-        return candidates, errors
+            except Exception as exc:
+                failures.append(failure_of(exc))
+                if failures[-1].is_model_error:
+                    break
+        return candidates, failures
 
 
 class ChainOfThoughtMethod(Method):
@@ -127,6 +154,7 @@ class SelfDiscoverMethod(Method):
     def __init__(self, samples: int = 8, guidelines: Sequence[Guideline] | None = None):
         super().__init__(samples)
         self.program = SelfDiscover(guidelines)
+        self.guidelines = self.program.guidelines
         self.plans: dict[str, dspy.Prediction] = {}
 
     def prepare(self, examples, sampler):
@@ -189,24 +217,29 @@ class ReGenesisMethod(Method):
     def planned_generations(self) -> int:
         return self.budget.generations
 
-    def guideline_sets(self, example: Example, sampler: Sampler, offset: int) -> tuple[list[list[int]], list[str]]:
+    def guideline_sets(self, example: Example, sampler: Sampler, offset: int,
+                       ) -> tuple[list[list[int]], list[Failure]]:
         """The candidate sets of one problem: the model's selections, then single seed guidelines."""
-        sets, errors = [], []
+        sets, failures = [], []
         for i in range(self.budget.selections):
             try:
                 with dspy.context(lm=sampler(offset + i)):
                     sets.append(self.program.select_guidelines(example.question))
             except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                failures.append(failure_of(exc))
+                if failures[-1].is_model_error:
+                    return sets, failures
         order = list(range(len(self.guidelines)))
         random.Random(example.id).shuffle(order)  # a different, reproducible choice of singles per problem
         sets.extend([i] for i in order[: self.budget.singles])
-        return sets, errors
+        return sets, failures
 
     def propose(self, example, sampler, hint=None):
         offset = HINTED_ROLLOUT_OFFSET if hint is not None else 0
-        sets, errors = self.guideline_sets(example, sampler, offset)
+        sets, failures = self.guideline_sets(example, sampler, offset)
         candidates = []
+        if any(f.is_model_error for f in failures):
+            return candidates, failures
         for set_index, guideline_set in enumerate(sets):
             for path_index in range(self.budget.paths_per_set):
                 index = set_index * self.budget.paths_per_set + path_index
@@ -215,7 +248,9 @@ class ReGenesisMethod(Method):
                         prediction = self.program(question=example.question, guideline_set=guideline_set,
                                                   correct_answer=hint)
                 except Exception as exc:
-                    errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                    failures.append(failure_of(exc))
+                    if failures[-1].is_model_error:
+                        return candidates, failures
                     continue
                 candidates.append(Candidate(
                     prediction.path, str(prediction.answer), index, hinted=hint is not None,
@@ -223,7 +258,7 @@ class ReGenesisMethod(Method):
                                 "adapted_guidelines": prediction.adapted_guidelines,
                                 "reasoning_structure": prediction.reasoning_structure},
                 ))
-        return candidates, errors
+        return candidates, failures
 
 
 METHOD_NAMES = ("regenesis", "star", "lmsi", "cot", "self-discover")
