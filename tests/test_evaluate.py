@@ -1,5 +1,6 @@
 import json
 import threading
+from dataclasses import replace
 
 import dspy
 import pytest
@@ -19,7 +20,7 @@ from regenesis.evals.evaluate import (
     wilson_interval,
 )
 from regenesis.evals.example import Example
-from regenesis.evals.report import comparison_chart, comparison_table, load_results, write_results
+from regenesis.evals.report import comparison_chart, comparison_table, load_results, rich_table, write_results
 
 
 # Wilson score intervals published in Newcombe (1998), Statistics in Medicine 17:857-872, table I
@@ -144,15 +145,19 @@ def test_model_errors_are_counted_recorded_and_retried_by_a_rerun(tmp_path):
     answers[examples[2].question] = RuntimeError("server went away")
     lm, engine = scripted_lm(answers)
     result = evaluate(lm, examples, raw_dir=tmp_path, progress=False)
-    assert (result.scores["toy"].n, result.scores["toy"].correct, result.scores["toy"].errors) == (4, 3, 1)
+    # the failed call is not a wrong answer: accuracy is over the 3 answered problems
+    score = result.scores["toy"]
+    assert (score.n, score.correct, score.errors, score.accuracy) == (3, 3, 1, 1.0)
+    assert score.error_kinds == {"other": 1} and result.errors == 1
     failed = next(r for r in read_records(tmp_path / "toy.jsonl") if r["id"] == "toy-2")
-    assert "server went away" in failed["error"] and failed["correct"] is False
+    assert "server went away" in failed["error"] and failed["correct"] is False and failed["error_kind"] == "other"
 
     engine.answers = right_answers(examples)
     engine.calls = 0
     retried = evaluate(lm, examples, raw_dir=tmp_path, progress=False)
     assert engine.calls == 1
-    assert (retried.scores["toy"].correct, retried.scores["toy"].errors) == (4, 0)
+    assert (retried.scores["toy"].n, retried.scores["toy"].correct, retried.scores["toy"].errors) == (4, 4, 0)
+    assert retried.errors == 0
 
 
 def test_a_model_that_keeps_failing_stops_the_run(tmp_path):
@@ -169,6 +174,72 @@ def test_outputs_of_another_model_are_not_mixed_in(tmp_path):
     other, _ = scripted_lm(right_answers(examples), model="local/other")
     with pytest.raises(BadInput, match="other settings"):
         evaluate(other, examples, raw_dir=tmp_path, progress=False)
+
+
+def test_verdicts_follow_a_corrected_gold_answer_without_asking_again(tmp_path):
+    examples = number_examples(count=3)
+    lm, engine = scripted_lm(right_answers(examples))
+    assert evaluate(lm, examples, raw_dir=tmp_path, progress=False).scores["toy"].correct == 3
+
+    corrected = [replace(examples[0], gold="1")] + examples[1:]
+    engine.calls = 0
+    result = evaluate(lm, corrected, raw_dir=tmp_path, progress=False)
+    assert engine.calls == 0
+    assert (result.scores["toy"].n, result.scores["toy"].correct) == (3, 2)
+
+
+def test_a_changed_question_for_the_same_id_is_asked_again(tmp_path):
+    examples = number_examples(count=2)
+    lm, engine = scripted_lm(right_answers(examples) | {"What is 5 plus 5": "The answer is 10."})
+    evaluate(lm, examples, raw_dir=tmp_path, progress=False)
+
+    changed = [replace(examples[0], question="(toy) What is 5 plus 5?", gold="10"), examples[1]]
+    engine.calls = 0
+    result = evaluate(lm, changed, raw_dir=tmp_path, progress=False)
+    assert engine.calls == 1
+    assert result.scores["toy"].correct == 2
+    latest = {r["id"]: r for r in read_records(tmp_path / "toy.jsonl")}
+    assert latest["toy-0"]["question"] == "(toy) What is 5 plus 5?" and "10" in latest["toy-0"]["output"]
+
+
+def test_a_model_file_that_cannot_be_loaded_stops_the_run_and_blames_no_problem(tmp_path):
+    from regenesis.models import ModelLoadError
+
+    examples = number_examples(count=3)
+    lm, engine = scripted_lm({"What": ModelLoadError("/models/broken.gguf: llama.cpp cannot load this model")})
+    with pytest.raises(Exception, match="broken.gguf") as raised:
+        evaluate(lm, examples, raw_dir=tmp_path, progress=False)
+    assert not isinstance(raised.value, BadInput)
+    assert engine.calls == 1
+    assert read_records(tmp_path / "toy.jsonl") == []
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(tmp_path):
+    from regenesis.runfiles import run_lock
+
+    examples = number_examples(count=2)
+    lm, engine = scripted_lm(right_answers(examples))
+    with run_lock(tmp_path), pytest.raises(BadInput, match="in use by another regenesis run"):
+        evaluate(lm, examples, raw_dir=tmp_path, progress=False)
+    assert engine.calls == 0
+    assert evaluate(lm, examples, raw_dir=tmp_path, progress=False).scores["toy"].correct == 2
+
+
+def test_keys_in_outputs_and_errors_are_redacted_from_every_file(tmp_path):
+    from regenesis.redact import register_secret
+
+    secret = "sekrit-key-0123456789abcdef"
+    register_secret(secret)
+    examples = number_examples(count=2)
+    lm, _ = scripted_lm({examples[0].question: f"My key is {secret}. The answer is 0.",
+                         examples[1].question: RuntimeError(f"401: bad key {secret} and sk-{'a' * 24}")})
+    result = evaluate(lm, examples, raw_dir=tmp_path / "raw", progress=False, settings={"note": secret})
+    write_results(result, tmp_path / "results.json")
+    written = {path: path.read_text() for path in tmp_path.rglob("*") if path.is_file()}
+    assert len(written) >= 4  # run.json, the raw file, results.json and .md
+    assert not [path for path, text in written.items() if secret in text or "sk-aaaa" in text]
+    assert result.scores["toy"].correct == 1 and result.errors == 1
+    assert "[redacted]" in written[tmp_path / "raw" / "toy.jsonl"]
 
 
 def test_several_tasks_each_get_a_raw_file_and_a_score(tmp_path):
@@ -199,11 +270,13 @@ def test_families_are_pooled_once_and_domains_macro_averaged():
         {"gsm8k": "in", "arc": "in", "bbh/a": "out", "bbh/b": "out", "svamp": "out"},
     )
     assert list(scores) == ["gsm8k", "arc", "bbh", "bbh/a", "bbh/b", "svamp"]
-    assert scores["bbh"] == TaskScore("bbh", n=8, correct=4, errors=1, domain="out", subtasks=("bbh/a", "bbh/b"))
+    assert scores["bbh"] == TaskScore("bbh", n=7, correct=4, errors=1, domain="out", subtasks=("bbh/a", "bbh/b"),
+                                      error_kinds={"other": 1})
     averages = domain_averages(scores)
     assert averages["in"].accuracy == pytest.approx((0.8 + 0.25) / 2)
     assert averages["out"].tasks == ("bbh", "svamp")
-    assert averages["out"].accuracy == pytest.approx(0.5)
+    assert averages["out"].accuracy == pytest.approx((4 / 7 + 0.5) / 2)
+    assert (averages["out"].errors, averages["in"].errors) == (1, 0)
     assert averages["in"].ci_low < averages["in"].accuracy < averages["in"].ci_high
 
 
@@ -262,6 +335,34 @@ def test_comparison_table_shows_intervals_and_changes_in_points():
     assert "| 25.0 [" in out_line and out_line.endswith("| +50.0 |")
 
 
+def test_model_errors_are_shown_beside_the_accuracy_in_every_report(tmp_path):
+    from rich.console import Console
+
+    scores = score_tasks({"gsm8k": records(3, 1, errors=2)}, DOMAINS)
+    scores["gsm8k"] = replace(scores["gsm8k"], error_kinds={"server_error": 1, "timeout": 1})
+    result = EvalResult(model="m", settings={}, scores=scores, averages=domain_averages(scores), raw_files={})
+    assert result.scores["gsm8k"].accuracy == 0.75
+
+    _, markdown_path = write_results(result, tmp_path / "results.json")
+    assert "| gsm8k | in | 4 | 3 | 0 | 75.0 | [30.1, 95.4] | 2 (server_error 1, timeout 1) |" in markdown_path.read_text()
+    clean = synthetic_result("base", {"gsm8k": (2, 4)}, DOMAINS)
+    table = comparison_table({"base": clean, "tuned": result})
+    assert "| gsm8k | 50.0 [15.0, 85.0] | 75.0 [30.1, 95.4] (2 model errors) | +25.0 |" in table
+    console = Console(record=True, width=200)
+    console.print(rich_table(result))
+    assert "2 (server_error 1, timeout 1)" in console.export_text()
+
+
+def test_rich_table_prints_names_that_look_like_markup_as_they_are():
+    from rich.console import Console
+
+    result = synthetic_result("m[/bold]", {"mine[/red].jsonl": (1, 2)}, {})
+    console = Console(record=True, width=200)
+    console.print(rich_table(result))
+    text = console.export_text()
+    assert "mine[/red].jsonl" in text and "m[/bold]" in text
+
+
 def test_comparison_table_needs_its_baseline():
     result = synthetic_result("m", {"gsm8k": (1, 2)}, DOMAINS)
     with pytest.raises(ValueError, match="baseline"):
@@ -282,7 +383,7 @@ def test_results_json_round_trips_and_markdown_lists_every_task(tmp_path):
     data = json.loads(json_path.read_text())
     assert data["tasks"]["gsm8k"]["ci_low"] == pytest.approx(0.2553, abs=5e-5)
     markdown = markdown_path.read_text()
-    assert "| gsm8k | in | 263 | 81 | 0 | 0 | 30.8 | [25.5, 36.6] |" in markdown
+    assert "| gsm8k | in | 263 | 81 | 0 | 30.8 | [25.5, 36.6] | 0 |" in markdown
     assert "in-domain average" in markdown and "macro average" in markdown
 
 

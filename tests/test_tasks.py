@@ -386,3 +386,40 @@ def test_tasks_show_bad_input_exits_2(tmp_path, capsys):
     path = write_jsonl(tmp_path / "d.jsonl", [{"question": "a", "answer": "lots"}])
     assert main(["tasks", "show", str(path), "--answer-type", "number"]) == 2
     assert main(["tasks", "show", str(path), "--answer-type", "number", "--skip-bad-rows"]) == 2
+
+
+def parsed(argv):
+    from regenesis.cli import build_parser
+
+    return build_parser().parse_args(argv)
+
+
+def test_synthesis_reads_the_train_split_unless_told_otherwise(tmp_path):
+    from regenesis.cli.tasks import examples_from_args
+
+    examples = examples_from_args(parsed(["synthesize", "--task", "strategyqa-sample", "--limit", "2", "--out", "o"]))
+    assert examples.split == "train" and all("/train/" in example.id for example in examples)
+    dev = examples_from_args(parsed(["synthesize", "--task", "strategyqa-sample", "--split", "dev", "--limit", "1",
+                                     "--out", "o"]))
+    assert dev.split == "dev"
+    # `tasks show` keeps the evaluation split
+    assert examples_from_args(parsed(["tasks", "show", "strategyqa-sample", "--limit", "1"])).split == "dev"
+    user = write_jsonl(tmp_path / "mine.jsonl", [{"question": "2+2?", "answer": "4"}])
+    assert len(examples_from_args(parsed(["synthesize", "--task", str(user), "--answer-type", "number",
+                                          "--out", "o"]))) == 1
+
+
+def test_synthesis_from_a_task_without_a_train_split_needs_split(capsys):
+    from regenesis.cli.tasks import examples_from_args
+
+    with pytest.raises(BadInput, match=r"--split: bbh-sample/navigate has no train split \(its splits: test\)"):
+        examples_from_args(parsed(["synthesize", "--task", "bbh-sample/navigate", "--out", "o"]))
+    assert examples_from_args(parsed(["synthesize", "--task", "bbh-sample/navigate", "--split", "test", "--limit", "1",
+                                      "--out", "o"])).split == "test"
+
+
+def test_tasks_show_prints_text_that_looks_like_markup_as_it_is(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "d[red].jsonl", [{"question": "Is [bold]x[/bold] y?", "answer": "[/x] yes"}])
+    assert main(["tasks", "show", str(path), "--answer-type", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "[bold]x[/bold]" in out and "[/x] yes" in out and "d[red]" in out

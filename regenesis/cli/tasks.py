@@ -5,17 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from regenesis.errors import BadInput
 from regenesis.evals.example import ANSWER_TYPES, Example
 
 DEFAULT_SHOW_LIMIT = 5
 
 
-def add_task_options(parser: argparse.ArgumentParser, task_positional: bool = False) -> None:
-    """The options every command that reads a task shares (``--task`` or a positional TASK)."""
+def add_task_options(parser: argparse.ArgumentParser, task_positional: bool = False, training: bool = True) -> None:
+    """The options every command that reads one task shares (``--task`` or a positional TASK).
+
+    ``training``: the split defaults to the task's train split (synthesis must never read the problems it
+    is evaluated on), else to its evaluation split.
+    """
     task_help = ("a registered task (see `regenesis tasks`), bbh/<subtask>, a .jsonl/.json/.csv/.parquet "
                  "file or folder of split files, or hub:owner/name")
     if task_positional:
@@ -27,9 +34,16 @@ def add_task_options(parser: argparse.ArgumentParser, task_positional: bool = Fa
     parser.add_argument("--data-root", default=None, metavar="DIR",
                         help="a folder of local copies laid out like ../shared/datasets "
                              "(default: $REGENESIS_DATA_ROOT; else the Hugging Face hub)")
-    parser.add_argument("--split", default=None, help="the split (default: the task's evaluation split)")
+    parser.add_argument("--split", default=None,
+                        help="the split (default: the task's %s split)" % ("train" if training else "evaluation"))
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="only the first N examples (for bbh: per subtask)")
+    parser.set_defaults(training_split=training)
+    add_user_dataset_options(parser)
+
+
+def add_user_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """How a user dataset's rows are read: the fields, the answer type and what to do with bad rows."""
     user = parser.add_argument_group("user datasets")
     user.add_argument("--question-field", default=None, metavar="NAME",
                       help="field(s) holding the question, comma-separated to join several (default: question)")
@@ -43,19 +57,40 @@ def add_task_options(parser: argparse.ArgumentParser, task_positional: bool = Fa
                         help="skip and count rows whose gold answer cannot be read, instead of stopping")
 
 
+def user_dataset_fields(args: argparse.Namespace) -> dict:
+    """The ``load_task`` keywords that ``add_user_dataset_options`` describes."""
+    return {"question_field": args.question_field, "answer_field": args.answer_field,
+            "answer_type": args.answer_type, "choices_field": args.choices_field, "labels": args.labels}
+
+
+def train_split(task: str) -> str | None:
+    """The split synthesis reads when --split is not given: train. None for a single user file, which is its
+    own split. A user folder or hub dataset without a train split is refused by ``load_task``, naming its splits."""
+    from regenesis.evals.tasks import TASKS
+
+    spec = TASKS.get(task)
+    if spec is not None and "train" not in spec.splits:
+        raise BadInput(f"--split: {task} has no train split (its splits: {', '.join(spec.splits)}); pass --split "
+                       "to choose one, knowing that problems trained on must not be the ones evaluated on")
+    return None if spec is None and Path(task).is_file() else "train"
+
+
 def examples_from_args(args: argparse.Namespace, console: Console | None = None) -> list[Example]:
     """Load the examples that ``add_task_options`` describes; reports skipped rows on stderr."""
     from regenesis.evals.tasks import load_task
 
-    examples = load_task(
-        args.task, data=args.data, split=args.split, limit=args.limit, skip_bad_rows=args.skip_bad_rows,
-        data_root=args.data_root, question_field=args.question_field, answer_field=args.answer_field,
-        answer_type=args.answer_type, choices_field=args.choices_field, labels=args.labels)
+    split = args.split or (train_split(args.task) if args.training_split else None)
+    examples = load_task(args.task, data=args.data, split=split, limit=args.limit, skip_bad_rows=args.skip_bad_rows,
+                         data_root=args.data_root, **user_dataset_fields(args))
+    report_skipped(examples, args.task, console)
+    return examples
+
+
+def report_skipped(examples, task: str, console: Console | None = None) -> None:
     if examples.skipped:
         (console or Console(stderr=True)).print(
-            f"[yellow]skipped {examples.skipped} bad rows[/yellow] of {args.task}, first: "
-            f"{examples.skipped_rows[0]}", highlight=False)
-    return examples
+            f"[yellow]skipped {examples.skipped} bad rows[/yellow] of {escape(task)}, first: "
+            f"{escape(examples.skipped_rows[0])}", highlight=False)
 
 
 def register(commands) -> None:
@@ -65,7 +100,7 @@ def register(commands) -> None:
     actions = parser.add_subparsers(dest="tasks_action", metavar="ACTION")
     show = actions.add_parser("show", help="print a task's normalised examples",
                               description="Print the normalised examples of a task.")
-    add_task_options(show, task_positional=True)
+    add_task_options(show, task_positional=True, training=False)
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(run=run_show, limit=DEFAULT_SHOW_LIMIT)
 
@@ -129,12 +164,12 @@ def run_show(args) -> int:
                           "examples": [asdict(example) for example in examples]}, indent=2, ensure_ascii=False))
         return 0
     console = Console()
-    console.print(f"[bold]{args.task}[/bold] split {examples.split} from {examples.source}: "
+    console.print(f"[bold]{escape(args.task)}[/bold] split {escape(examples.split)} from {escape(examples.source)}: "
                   f"{len(examples)} examples, {examples.skipped} skipped", highlight=False)
     for example in examples:
-        console.rule(example.id)
+        console.rule(escape(example.id))
         console.print(example.question, highlight=False, markup=False)
         extra = f"  choices: {len(example.choices)}" if example.choices else ""
         extra += f"  labels: {', '.join(example.labels)}" if example.labels else ""
-        console.print(f"[bold]gold[/bold] ({example.answer_type}): {example.gold}{extra}", highlight=False)
+        console.print(f"[bold]gold[/bold] ({example.answer_type}): {escape(example.gold + extra)}", highlight=False)
     return 0

@@ -2,7 +2,13 @@
 
 Each outcome is appended to ``<raw_dir>/<task>.jsonl`` the moment it is known, so an interrupted run
 (even ``kill -9``) loses nothing and a rerun asks only what is missing or failed. Scores are always
-recomputed from those files: every number in a report traces back to a raw output.
+recomputed from those files: every number in a report traces back to a raw output, and every verdict is
+derived again from the stored output and the current gold answer and matcher, so correcting a gold answer
+changes the score on the next run without asking the model again. A stored output stands for an example
+only while the example's question is the one the model was asked; a changed question is asked again.
+
+A model error is not a wrong answer: it is counted apart, by kind (``regenesis.models.error_kind``), and
+retried by the next run. A model that cannot be loaded at all stops the run.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +32,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from regenesis.errors import BadInput
 from regenesis.evals.example import Example
-from regenesis.models import describe
+from regenesis.models import describe, error_kind
 from regenesis.prompting import INSTRUCTION, user_prompt
-from regenesis.runfiles import check_settings, read_jsonl, repair_jsonl
+from regenesis.runfiles import append_jsonl, check_settings, read_jsonl, repair_jsonl, run_lock
 
 Z_95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 MAX_CONSECUTIVE_ERRORS = 5
@@ -57,7 +64,8 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
 class TaskScore:
     """Counts of one task, or of a task family (``bbh``) pooled over its subtasks.
 
-    ``n`` counts every scored example; a model error counts in ``n`` and ``errors`` but never as correct.
+    ``n`` counts the answered examples, the ones accuracy is over; ``errors`` counts the examples whose
+    model call failed (not answers, so neither right nor wrong), by kind in ``error_kinds``.
     ``truncated`` counts the answers cut off by the token limit.
     """
 
@@ -68,6 +76,7 @@ class TaskScore:
     truncated: int = 0
     domain: str | None = None
     subtasks: tuple[str, ...] = ()
+    error_kinds: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:
@@ -80,14 +89,14 @@ class TaskScore:
     def to_dict(self) -> dict:
         low, high = self.interval
         return {"task": self.task, "domain": self.domain, "n": self.n, "correct": self.correct,
-                "errors": self.errors, "truncated": self.truncated, "accuracy": self.accuracy,
-                "ci_low": low, "ci_high": high, "subtasks": list(self.subtasks)}
+                "errors": self.errors, "error_kinds": dict(self.error_kinds), "truncated": self.truncated,
+                "accuracy": self.accuracy, "ci_low": low, "ci_high": high, "subtasks": list(self.subtasks)}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> TaskScore:
         return cls(task=data["task"], n=data["n"], correct=data["correct"], errors=data.get("errors", 0),
                    truncated=data.get("truncated", 0), domain=data.get("domain"),
-                   subtasks=tuple(data.get("subtasks", ())))
+                   subtasks=tuple(data.get("subtasks", ())), error_kinds=dict(data.get("error_kinds", {})))
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,7 @@ class MacroAverage:
     accuracy: float
     ci_low: float
     ci_high: float
+    errors: int = 0  # the model errors of its tasks, which their accuracies leave out
 
     @classmethod
     def of(cls, domain: str, scores: list[TaskScore]) -> MacroAverage:
@@ -113,15 +123,16 @@ class MacroAverage:
         center = sum(p for p, _ in adjusted) / k
         half_width = Z_95 * math.sqrt(sum(variance for _, variance in adjusted)) / k
         return cls(domain, tuple(s.task for s in scores), sum(s.accuracy for s in scores) / k,
-                   max(0.0, center - half_width), min(1.0, center + half_width))
+                   max(0.0, center - half_width), min(1.0, center + half_width), sum(s.errors for s in scores))
 
     def to_dict(self) -> dict:
         return {"domain": self.domain, "tasks": list(self.tasks), "accuracy": self.accuracy,
-                "ci_low": self.ci_low, "ci_high": self.ci_high}
+                "ci_low": self.ci_low, "ci_high": self.ci_high, "errors": self.errors}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> MacroAverage:
-        return cls(data["domain"], tuple(data["tasks"]), data["accuracy"], data["ci_low"], data["ci_high"])
+        return cls(data["domain"], tuple(data["tasks"]), data["accuracy"], data["ci_low"], data["ci_high"],
+                   data.get("errors", 0))
 
 
 def _agresti_coull(correct: int, n: int) -> tuple[float, float]:
@@ -165,6 +176,17 @@ class EvalResult:
     averages: dict[str, MacroAverage]
     raw_files: dict[str, str]
     throughput: Throughput | None = None
+
+    @property
+    def errors(self) -> int:
+        """The examples that ended in a model error, each counted once (a family's pooled line is not added)."""
+        return sum(score.errors for score in headline_scores(self.scores))
+
+    def error_kinds(self) -> dict[str, int]:
+        kinds: Counter[str] = Counter()
+        for score in headline_scores(self.scores):
+            kinds.update(score.error_kinds)
+        return dict(kinds)
 
     def to_dict(self) -> dict:
         return {
@@ -211,17 +233,22 @@ def score_tasks(records_by_task: Mapping[str, list[dict]], domains: Mapping[str,
 
 
 def _score(task: str, records: list[dict], domain: str | None) -> TaskScore:
-    return TaskScore(task=task, n=len(records), correct=sum(bool(r["correct"]) for r in records),
-                     errors=sum(r.get("error") is not None for r in records),
-                     truncated=sum(r.get("finish_reason") == "length" for r in records), domain=domain)
+    answered = [r for r in records if r.get("error") is None]
+    kinds = Counter(r.get("error_kind") or "other" for r in records if r.get("error") is not None)
+    return TaskScore(task=task, n=len(answered), correct=sum(bool(r["correct"]) for r in answered),
+                     errors=sum(kinds.values()), truncated=sum(r.get("finish_reason") == "length" for r in answered),
+                     domain=domain, error_kinds=dict(sorted(kinds.items())))
 
 
 def _pool(family: str, members: list[TaskScore]) -> TaskScore:
     domains = {m.domain for m in members}
+    kinds: Counter[str] = Counter()
+    for member in members:
+        kinds.update(member.error_kinds)
     return TaskScore(task=family, n=sum(m.n for m in members), correct=sum(m.correct for m in members),
                      errors=sum(m.errors for m in members), truncated=sum(m.truncated for m in members),
                      domain=domains.pop() if len(domains) == 1 else None,
-                     subtasks=tuple(m.task for m in members))
+                     subtasks=tuple(m.task for m in members), error_kinds=dict(sorted(kinds.items())))
 
 
 def headline_scores(scores: Mapping[str, TaskScore]) -> list[TaskScore]:
@@ -256,6 +283,25 @@ def latest_by_id(records: Iterable[dict]) -> dict[str, dict]:
     return {str(record["id"]): record for record in records}
 
 
+def stored_records(raw_dir: Path, task: str, examples: list[Example]) -> dict[str, dict]:
+    """The latest record of each example that was asked its current question, judged against its current gold."""
+    latest = latest_by_id(read_records(raw_file(raw_dir, task)))
+    return {example.id: judged(latest[example.id], example) for example in examples
+            if example.id in latest and latest[example.id].get("question") == example.question}
+
+
+def judged(record: dict, example: Example) -> dict:
+    """``record`` with its answer and verdict derived from its output and the example's gold answer."""
+    from regenesis.evals.matching import extract_answer, is_correct
+
+    if record.get("error") is not None:
+        return {**record, "gold": example.gold, "answer": None, "correct": False}
+    text = record["output"]
+    return {**record, "gold": example.gold,
+            "answer": extract_answer(text, example.answer_type, example.choices, example.labels),
+            "correct": bool(is_correct(text, example))}
+
+
 # ---------------------------------------------------------------------------------------------
 # Asking the model
 
@@ -276,57 +322,60 @@ def eval_request(lm: dspy.BaseLM, question: str) -> Request:
 
 
 def ask(lm: dspy.BaseLM, example: Example) -> dict:
-    """One raw record. An explicit Request returns its own usage, so no shared ``lm.history`` is read."""
-    from regenesis.evals.matching import extract_answer, is_correct
-
+    """One raw record, without a verdict. An explicit Request returns its own usage, so no shared
+    ``lm.history`` is read. A model that cannot be loaded raises: no example is to blame for it."""
     started = time.perf_counter()
-    record: dict[str, Any] = {"id": example.id, "task": example.task, "question": example.question,
-                              "gold": example.gold}
+    record: dict[str, Any] = {"id": example.id, "task": example.task, "question": example.question}
     try:
         response = lm(eval_request(lm, example.question))
-    except Exception as exc:  # the LM already retried what is retryable; record it and go on
-        return {**record, "output": None, "answer": None, "correct": False, "error": f"{type(exc).__name__}: {exc}",
+    except Exception as exc:  # the LM already retried what is retryable
+        kind = error_kind(exc)
+        if kind == "model_load":
+            raise
+        return {**record, "output": None, "error": f"{type(exc).__name__}: {exc}", "error_kind": kind,
                 "finish_reason": None, "input_tokens": 0, "output_tokens": 0,
                 "seconds": round(time.perf_counter() - started, 3)}
-    text = response.text or ""
-    return {**record, "output": text,
-            "answer": extract_answer(text, example.answer_type, example.choices, example.labels),
-            "correct": bool(is_correct(text, example)), "error": None, "finish_reason": response.finish_reason,
-            "input_tokens": response.usage.input_tokens or 0, "output_tokens": response.usage.output_tokens or 0,
-            "seconds": round(time.perf_counter() - started, 3)}
+    return {**record, "output": response.text or "", "error": None, "error_kind": None,
+            "finish_reason": response.finish_reason, "input_tokens": response.usage.input_tokens or 0,
+            "output_tokens": response.usage.output_tokens or 0, "seconds": round(time.perf_counter() - started, 3)}
 
 
 class _Display:
-    """A rich progress bar per task (accuracy, errors) and one for the run (generated tokens/s)."""
+    """A rich progress bar per task (accuracy over the answered, model errors apart) and one for the run."""
 
-    def __init__(self, totals: Mapping[str, int], done: Mapping[str, list[dict]], enabled: bool):
-        self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+    def __init__(self, examples: Mapping[str, list[Example]], done: Mapping[str, list[dict]], enabled: bool):
+        self.progress = Progress(TextColumn("{task.description:<28}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                  console=Console(stderr=True), disable=not enabled)
-        self.counts = {task: [len(done[task]), sum(bool(r["correct"]) for r in done[task]),
-                              sum(r.get("error") is not None for r in done[task])] for task in totals}
-        self.bars = {task: self.progress.add_task(task, total=totals[task], completed=self.counts[task][0],
-                                                  status=self._status(task)) for task in totals}
+        self.counts = {task: Counter() for task in examples}
+        for records in done.values():
+            for record in records:
+                self._count(record)
+        self.bars = {task: self.progress.add_task(task, total=len(group), completed=len(done[task]),
+                                                  status=self._status(task)) for task, group in examples.items()}
         already = sum(len(records) for records in done.values())
-        self.run_bar = self.progress.add_task("all", total=sum(totals.values()), completed=already, status="")
+        self.run_bar = self.progress.add_task("all", total=sum(map(len, examples.values())), completed=already,
+                                              status="")
         self.started = time.perf_counter()
         self.output_tokens = 0
 
+    def _count(self, record: dict) -> None:
+        counts = self.counts[record["task"]]
+        counts["errors" if record["error"] is not None else "answered"] += 1
+        counts["correct"] += bool(record["correct"])
+
     def _status(self, task: str) -> str:
-        n, correct, errors = self.counts[task]
-        accuracy = f"acc {correct / n:6.1%}" if n else "acc    -  "
-        return accuracy + (f"  [red]{errors} errors[/red]" if errors else "")
+        counts = self.counts[task]
+        answered = counts["answered"]
+        accuracy = f"acc {counts['correct'] / answered:6.1%} of {answered} answered" if answered else "acc    -  "
+        return accuracy + (f"  [red]{counts['errors']} model errors[/red]" if counts["errors"] else "")
 
     def add(self, record: dict) -> None:
-        task = record["task"]
-        counts = self.counts[task]
-        counts[0] += 1
-        counts[1] += bool(record["correct"])
-        counts[2] += record["error"] is not None
+        self._count(record)
         self.output_tokens += record["output_tokens"]
-        self.progress.update(self.bars[task], advance=1, status=self._status(task))
+        self.progress.update(self.bars[record["task"]], advance=1, status=self._status(record["task"]))
         rate = self.output_tokens / max(time.perf_counter() - self.started, 1e-9)
-        self.progress.update(self.run_bar, advance=1, status=f"{rate:7.1f} tok/s")
+        self.progress.update(self.run_bar, advance=1, status=f"{rate:7.1f} generated tok/s")
 
     def __enter__(self):
         self.progress.__enter__()
@@ -367,31 +416,20 @@ def _group_by_task(examples: Iterable[Example]) -> dict[str, list[Example]]:
     return groups
 
 
-def _finished(raw_dir: Path, task: str, examples: list[Example]) -> list[dict]:
-    """The outcomes already on disk for these examples, failed calls excluded (they are asked again)."""
-    wanted = {example.id for example in examples}
-    latest = latest_by_id(read_records(raw_file(raw_dir, task)))
-    return [record for id_, record in latest.items() if id_ in wanted and record.get("error") is None]
-
-
 def _run_pending(lm, pending: list[Example], raw_dir: Path, num_threads: int, display: _Display) -> Throughput:
-    handles = {}
     for task in {example.task for example in pending}:
-        path = raw_file(raw_dir, task)
-        repair_jsonl(path)  # creates the file (and its folder), or cuts a torn last line
-        handles[task] = path.open("a", encoding="utf-8")
+        repair_jsonl(raw_file(raw_dir, task))  # creates the file (and its folder), or cuts a torn last line
     started = time.perf_counter()
     output_tokens = consecutive_errors = 0
     executor = ThreadPoolExecutor(max_workers=max(1, num_threads))
     try:
-        running = {executor.submit(ask, lm, example) for example in pending}
+        running = {executor.submit(ask, lm, example): example for example in pending}
         while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                record = future.result()
-                handle = handles[record["task"]]
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()  # on disk (in the OS) before anything else happens: kill -9 loses nothing
+                example = running.pop(future)
+                record = judged(future.result(), example)
+                append_jsonl(raw_file(raw_dir, example.task), [record])  # in the OS before anything else: kill -9 loses nothing
                 display.add(record)
                 output_tokens += record["output_tokens"]
                 consecutive_errors = consecutive_errors + 1 if record["error"] else 0
@@ -400,9 +438,13 @@ def _run_pending(lm, pending: list[Example], raw_dir: Path, num_threads: int, di
                                        f"{record['error']}; what finished is saved, rerun to resume")
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
-        for handle in handles.values():
-            handle.close()
     return Throughput(problems=len(pending), seconds=time.perf_counter() - started, output_tokens=output_tokens)
+
+
+def run_settings(lm: dspy.BaseLM) -> dict:
+    """What determines an answer besides the question; a run folder holds the answers of one such setting."""
+    return {"model": model_identity(lm), "api_base": lm.kwargs.get("api_base"), "temperature": 0.0,
+            "max_tokens": max_tokens_of(lm), "instruction": INSTRUCTION}
 
 
 def evaluate(
@@ -418,20 +460,21 @@ def evaluate(
     """Ask ``lm`` every example not yet answered in ``raw_dir``, then score all of them from the raw files.
 
     ``domains`` maps a task or a task family (``bbh``) to ``"in"``/``"out"``, over the task registry's
-    domains; ``settings`` are extra facts recorded in the result (the task list, the split ...).
+    domains; ``settings`` are extra facts recorded in the result (the task list, the split ...). Another
+    run on the same ``raw_dir`` is refused (``BadInput``) while this one holds it.
     """
     raw_dir = Path(raw_dir)
     groups = _group_by_task(examples)
-    run = {"model": model_identity(lm), "temperature": 0.0, "max_tokens": max_tokens_of(lm), "instruction": INSTRUCTION}
-    check_settings(raw_dir, run)
-    done = {task: _finished(raw_dir, task, group) for task, group in groups.items()}
-    done_ids = {task: {record["id"] for record in records} for task, records in done.items()}
-    pending = [example for task, group in groups.items() for example in group if example.id not in done_ids[task]]
-    totals = {task: len(group) for task, group in groups.items()}
-    with _quiet_truncation_warnings(), _Display(totals, done, progress) as display:
-        throughput = _run_pending(lm, pending, raw_dir, num_threads, display)
-
-    records_by_task = {task: _current_records(raw_dir, task, group) for task, group in groups.items()}
+    run = run_settings(lm)
+    with run_lock(raw_dir):
+        check_settings(raw_dir, run)
+        done = {task: [record for record in stored_records(raw_dir, task, group).values() if record["error"] is None]
+                for task, group in groups.items()}
+        done_ids = {record["id"] for records in done.values() for record in records}
+        pending = [example for group in groups.values() for example in group if example.id not in done_ids]
+        with _quiet_truncation_warnings(), _Display(groups, done, progress) as display:
+            throughput = _run_pending(lm, pending, raw_dir, num_threads, display)
+        records_by_task = {task: list(stored_records(raw_dir, task, group).values()) for task, group in groups.items()}
     scores = score_tasks(records_by_task, task_domains(groups, domains or {}))
     return EvalResult(
         model=lm.model,
@@ -441,11 +484,6 @@ def evaluate(
         raw_files={task: str(raw_file(raw_dir, task)) for task in groups},
         throughput=throughput,
     )
-
-
-def _current_records(raw_dir: Path, task: str, examples: list[Example]) -> list[dict]:
-    latest = latest_by_id(read_records(raw_file(raw_dir, task)))
-    return [latest[example.id] for example in examples if example.id in latest]
 
 
 def registry_domains(tasks: Iterable[str]) -> dict[str, str | None]:

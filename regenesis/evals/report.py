@@ -13,14 +13,18 @@ from os import PathLike
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from regenesis.evals.evaluate import EvalResult, MacroAverage, TaskScore, headline_scores
+from regenesis.redact import redact
+from regenesis.runfiles import atomic_write_text, write_json
 
 DOMAIN_NAMES = {"in": "in-domain average", "out": "out-of-domain average"}
-NOTE = ("Accuracy in percent, [95% Wilson score interval]; counts come from the raw output files. A model error "
-        "counts as a wrong answer; truncated answers hit the token limit. Domain averages are macro averages: the "
-        "unweighted mean over tasks, a task family such as bbh counted once with its subtasks pooled, with an "
-        "Agresti-Coull interval for a mean of proportions.")
+NOTE = ("Accuracy in percent of the answered problems, [95% Wilson score interval]; counts come from the raw "
+        "output files. A model error (a failed call, by kind) is not an answer: it is counted apart, left out of "
+        "the accuracy, and asked again by a rerun; truncated answers hit the token limit. Domain averages are "
+        "macro averages: the unweighted mean over tasks, a task family such as bbh counted once with its "
+        "subtasks pooled, with an Agresti-Coull interval for a mean of proportions.")
 
 ResultLike = EvalResult | Mapping | str | PathLike
 
@@ -30,12 +34,12 @@ ResultLike = EvalResult | Mapping | str | PathLike
 
 
 def write_results(result: EvalResult, out_path: str | Path) -> tuple[Path, Path]:
-    """Write ``out_path`` (JSON) and the Markdown table next to it (same name, ``.md``)."""
+    """Write ``out_path`` (JSON) and the Markdown table next to it (same name, ``.md``), each in one step."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(out_path, result.to_dict())
     markdown_path = out_path.with_suffix(".md")
-    markdown_path.write_text(markdown_report(result), encoding="utf-8")
+    atomic_write_text(markdown_path, redact(markdown_report(result)))
     return out_path, markdown_path
 
 
@@ -51,20 +55,29 @@ def with_interval(accuracy: float, low: float, high: float) -> str:
     return f"{percent(accuracy)} [{percent(low)}, {percent(high)}]"
 
 
+def errors_text(errors: int, kinds: Mapping[str, int] | None = None) -> str:
+    """``3 (server_error 2, timeout 1)``; empty when there were none."""
+    if not errors:
+        return ""
+    detail = ", ".join(f"{kind} {count}" for kind, count in (kinds or {}).items())
+    return f"{errors} ({detail})" if detail else str(errors)
+
+
 def _score_cells(score: TaskScore) -> list[str]:
     low, high = score.interval
-    return [score.task, score.domain or "", str(score.n), str(score.correct), str(score.errors),
-            str(score.truncated), percent(score.accuracy), f"[{percent(low)}, {percent(high)}]"]
+    return [score.task, score.domain or "", str(score.n), str(score.correct), str(score.truncated),
+            percent(score.accuracy), f"[{percent(low)}, {percent(high)}]",
+            errors_text(score.errors, score.error_kinds) or "0"]
 
 
 def _average_cells(average: MacroAverage) -> list[str]:
     count = len(average.tasks)
     return [DOMAIN_NAMES.get(average.domain, f"{average.domain} average"), average.domain,
-            f"{count} task{'s' if count != 1 else ''}", "", "", "", percent(average.accuracy),
-            f"[{percent(average.ci_low)}, {percent(average.ci_high)}]"]
+            f"{count} task{'s' if count != 1 else ''}", "", "", percent(average.accuracy),
+            f"[{percent(average.ci_low)}, {percent(average.ci_high)}]", str(average.errors)]
 
 
-HEADER = ["task", "domain", "n", "correct", "errors", "truncated", "accuracy %", "95% CI"]
+HEADER = ["task", "domain", "answered", "correct", "truncated", "accuracy %", "95% CI", "model errors"]
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -80,30 +93,32 @@ def markdown_report(result: EvalResult) -> str:
     return f"# Evaluation of {result.model}\n\n{_markdown(HEADER, rows)}\n{NOTE}\n\nRaw outputs:\n\n{raw}\n"
 
 
-RICH_HEADER = ["task", "dom", "n", "ok", "err", "cut", "accuracy % [95% CI]"]
+RICH_HEADER = ["task", "dom", "answered", "ok", "cut", "accuracy % [95% CI]", "model errors"]
 
 
 def _rich_score_row(score: TaskScore) -> list[str]:
-    return [score.task, score.domain or "", str(score.n), str(score.correct), str(score.errors),
-            str(score.truncated), with_interval(score.accuracy, *score.interval)]
+    return [score.task, score.domain or "", str(score.n), str(score.correct), str(score.truncated),
+            with_interval(score.accuracy, *score.interval), errors_text(score.errors, score.error_kinds)]
 
 
 def _rich_average_row(average: MacroAverage) -> list[str]:
-    return [DOMAIN_NAMES.get(average.domain, f"{average.domain} average"), average.domain, "", "", "", "",
-            with_interval(average.accuracy, average.ci_low, average.ci_high)]
+    return [DOMAIN_NAMES.get(average.domain, f"{average.domain} average"), average.domain, "", "", "",
+            with_interval(average.accuracy, average.ci_low, average.ci_high), errors_text(average.errors)]
 
 
 def rich_table(result: EvalResult) -> Table:
-    table = Table(title=f"{result.model}, zero-shot, greedy",
-                  caption="ok correct, err model errors, cut hit the token limit; averages are macro averages")
+    """The scores for the terminal; every cell is plain text, so a task or model name is never read as markup."""
+    table = Table(title=Text(f"{result.model}, zero-shot, greedy"),
+                  caption="accuracy over the answered problems; ok correct, cut hit the token limit, model errors "
+                          "failed calls (not answers); averages are macro averages")
     for name in RICH_HEADER:
         table.add_column(name, justify="left" if name in ("task", "dom") else "right",
-                         no_wrap=name in ("task", RICH_HEADER[-1]))
+                         no_wrap=name in ("task", "accuracy % [95% CI]"))
     scores = list(result.scores.values())
     for i, score in enumerate(scores):
-        table.add_row(*_rich_score_row(score), end_section=i == len(scores) - 1)
+        table.add_row(*map(Text, _rich_score_row(score)), end_section=i == len(scores) - 1)
     for average in result.averages.values():
-        table.add_row(*_rich_average_row(average), style="bold")
+        table.add_row(*map(Text, _rich_average_row(average)), style="bold")
     return table
 
 
@@ -120,22 +135,30 @@ def as_result(value: ResultLike) -> EvalResult:
     return load_results(value)
 
 
-def _comparison_rows(results: Mapping[str, EvalResult]) -> list[tuple[str, dict[str, tuple[float, float, float]]]]:
-    """(row name, {label: (accuracy, low, high)}) for every task any model has, then each domain average."""
-    rows: dict[str, dict[str, tuple[float, float, float]]] = {}
+Cell = tuple[float, float, float, int]  # accuracy, interval low and high, model errors
+
+
+def _comparison_rows(results: Mapping[str, EvalResult]) -> list[tuple[str, dict[str, Cell]]]:
+    """(row name, {label: cell}) for every task any model has, then each domain average."""
+    rows: dict[str, dict[str, Cell]] = {}
     for label, result in results.items():
         for name, score in result.scores.items():
-            rows.setdefault(name, {})[label] = (score.accuracy, *score.interval)
+            rows.setdefault(name, {})[label] = (score.accuracy, *score.interval, score.errors)
     for label, result in results.items():
         for domain, average in result.averages.items():
             name = DOMAIN_NAMES.get(domain, f"{domain} average")
-            rows.setdefault(name, {})[label] = (average.accuracy, average.ci_low, average.ci_high)
+            rows.setdefault(name, {})[label] = (average.accuracy, average.ci_low, average.ci_high, average.errors)
     return list(rows.items())
 
 
+def _comparison_cell(cell: Cell) -> str:
+    accuracy, low, high, errors = cell
+    return with_interval(accuracy, low, high) + (f" ({errors} model error{'s' if errors != 1 else ''})" if errors else "")
+
+
 def comparison_table(results_by_label: Mapping[str, ResultLike], baseline: str = "base") -> str:
-    """Markdown: a row per task and per domain average, a column per model (``acc [lo, hi]``) and, for each
-    model but the baseline, its change against the baseline in points."""
+    """Markdown: a row per task and per domain average, a column per model (``acc [lo, hi]``, then its model
+    errors when it had any) and, for each model but the baseline, its change against the baseline in points."""
     results = {label: as_result(value) for label, value in results_by_label.items()}
     if baseline not in results:
         raise ValueError(f"baseline {baseline!r} is not one of {list(results)}")
@@ -144,10 +167,10 @@ def comparison_table(results_by_label: Mapping[str, ResultLike], baseline: str =
     rows = []
     for name, cells in _comparison_rows(results):
         base = cells.get(baseline)
-        row = [name, with_interval(*base) if base else "—"]
+        row = [name, _comparison_cell(base) if base else "—"]
         for label in others:
             cell = cells.get(label)
-            row.append(with_interval(*cell) if cell else "—")
+            row.append(_comparison_cell(cell) if cell else "—")
             row.append(f"{100 * (cell[0] - base[0]):+.1f}" if cell and base else "—")
         rows.append(row)
     return _markdown(header, rows) + f"\n{NOTE}\n"
@@ -179,7 +202,7 @@ def comparison_chart(results_by_label: Mapping[str, ResultLike], path_png: str |
         xs, heights, below, above = [], [], [], []
         for x, name in enumerate(names):
             if label in cells[name]:
-                accuracy, low, high = (100 * v for v in cells[name][label])
+                accuracy, low, high = (100 * v for v in cells[name][label][:3])
                 xs.append(x + (i - (len(results) - 1) / 2) * width)
                 heights.append(accuracy)
                 below.append(accuracy - low)
