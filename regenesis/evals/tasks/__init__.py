@@ -4,7 +4,7 @@ Where a registered task's data comes from, in order: ``data`` (a file or a folde
 benchmark's original release format, as in ``../shared/datasets/<folder>``); else
 ``data_root/<folder>``, with ``data_root`` defaulting to ``$REGENESIS_DATA_ROOT``; else the
 task's Hugging Face hub dataset through ``datasets`` (``$REGENESIS_HUB_MIRROR`` can hold hub
-snapshots, see ``hub.py``). ``gsm8k-sample``, ``strategyqa-sample``, ``svamp-sample`` and ``bbh-sample/<subtask>`` are bundled in the package and need none of them.
+snapshots, see ``hub.py``). ``gsm8k-sample``, ``strategyqa-sample``, ``svamp-sample``, ``bbh-sample/<subtask>`` and ``wordmath-*`` are bundled in the package and need none of them.
 
 Example ids are ``<task>/<split>/<record id or row index>``: stable across runs of the same
 source, they are the resume keys of long runs.
@@ -23,6 +23,7 @@ from regenesis.evals.tasks.bbh import BBH_HUB_ID, BBH_SUBTASKS, BBHSubtask
 from regenesis.evals.tasks.benchmarks import (
     ANLI, ARC, ASDiv, AQuA, GSM8K, HellaSwag, MATH, NumGLUE, ReClor, StrategyQA, SVAMP)
 from regenesis.evals.tasks.user import infer_labels, is_user_source, user_example, user_fields, user_rows
+from regenesis.evals.tasks.wordmath import LEVELS as WORDMATH_LEVELS, WordMath
 
 DATA_ROOT_VARIABLE = "REGENESIS_DATA_ROOT"
 BUNDLED_BBH_SUBTASKS = ("boolean_expressions", "navigate", "sports_understanding")
@@ -77,6 +78,13 @@ _REGISTERED = [
     *[_spec(f"bbh-sample/{subtask}", BBH_SUBTASKS[subtask], "out", ("test",), None, "bbh_sample", "MIT",
             f"BIG-Bench Hard: {subtask.replace('_', ' ')}, shipped with the package", BBHSubtask(subtask), bundled=True)
       for subtask in BUNDLED_BBH_SUBTASKS],
+    *[_spec(f"wordmath-l{level}", "number", "in" if level <= 2 else "out", ("train", "test"), None, "wordmath", "MIT",
+            f"generated word problems of {level} step{'s' if level > 1 else ''}, shipped with the package",
+            WordMath(f"l{level}"), bundled=True)
+      for level in WORDMATH_LEVELS],
+    _spec("wordmath-unseen", "number", "out", ("test",), None, "wordmath", "MIT",
+          "generated word problems of 1-2 steps in templates no wordmath level uses, shipped with the package",
+          WordMath("unseen"), bundled=True),
 ]
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in _REGISTERED}
 IN_DOMAIN = ["gsm8k", "numglue", "arc_challenge", "reclor", "strategyqa"]
