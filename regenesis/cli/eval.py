@@ -4,10 +4,10 @@ Every problem is asked with the same instruction and answer line as the training
 Raw outputs go to a folder next to --out (results.raw/ for results.json), one JSONL file per task, written
 as each answer arrives: rerun the same command to resume an interrupted run. Verdicts are derived again
 from the stored outputs on every run, so a corrected gold answer needs no new model call. A failed model
-call is a model error, not a wrong answer: it is counted apart, beside the accuracy, and asked again by a rerun.
+call is a model error, not a wrong answer: it is counted apart, beside the accuracy, and asked again by a rerun;
+the command then exits 1 with the results written. A model that cannot be loaded stops it (exit 1, nothing scored).
 """
 
-import argparse
 import json
 from pathlib import Path
 
@@ -19,17 +19,10 @@ from regenesis.cli.tasks import add_user_dataset_options, report_skipped, user_d
 from regenesis.errors import BadInput
 from regenesis.models import DEFAULT_MAX_TOKENS, describe, resolve_lm
 
-EXIT_CODES = """exit codes:
-  0  every problem was answered (the results are written)
-  1  a failure during the run: the model could not be loaded, calls kept failing, or some problems ended
-     in a model error (the results are written, errors counted apart; rerun the same command to retry them)
-  2  bad usage or bad input (an option, file or row named), before any model call"""
-
 
 def register(commands) -> None:
     parser = commands.add_parser("eval", help="zero-shot accuracy per task with 95%% intervals (resumable)",
-                                 description=__doc__, epilog=EXIT_CODES,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 description=__doc__)
     add_model_options(parser)
     parser.add_argument("--tasks", required=True, metavar="A,B,...",
                         help="comma-separated tasks: gsm8k,svamp,bbh/navigate; bbh means all its subtasks "
