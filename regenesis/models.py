@@ -16,11 +16,15 @@ threads and ``rollout_id`` work the same for every kind of model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
+import math
+import mmap
 import os
 import queue
+import struct
 import threading
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +33,9 @@ from typing import Any
 
 import dspy
 from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
+from dspy.utils.exceptions import LMConfigurationError
+
+from regenesis import redact
 
 # llama.cpp's OpenMP workers spin while idle; on a small machine that starves the calling thread
 # (3-5x slower calls from the main thread). Passive waiting must be set before llama.cpp loads.
@@ -42,6 +49,14 @@ DEFAULT_CONTEXT = 2048
 
 class ModelSpecError(ValueError):
     """A model spec that cannot be resolved; the message says why and what is accepted."""
+
+
+class ModelLoadError(LMConfigurationError, RuntimeError):
+    """An in-process engine could not load its model file; the message names the file.
+
+    It is a DSPy ``LMError`` so that DSPy passes it on unchanged (other engine exceptions become
+    ``LMUnexpectedError``) and, like every configuration error, never retries it.
+    """
 
 
 @dataclass(frozen=True)
@@ -96,8 +111,6 @@ PROVIDER_KEYS = {
     "xai": "XAI_API_KEY",
     "cohere": "COHERE_API_KEY",
 }
-KEYLESS_PROVIDERS = {"ollama", "ollama_chat", "hosted_vllm", "vllm", "lm_studio", "llamafile", "huggingface",
-                     "bedrock", "sagemaker", "vertex_ai", "azure", "databricks", "local"}
 
 
 def accepted_forms() -> str:
@@ -196,12 +209,19 @@ class _InProcessEngine:
     def borrow(self):
         """One loaded copy of the model, lent to the caller for one request."""
         with self._registry_lock:
-            pool = self._pools.setdefault(self._key(), _ModelPool(self._load, self.copy_count()))
+            pool = self._pools.setdefault(self._key(), _ModelPool(self._load_copy, self.copy_count()))
         model = pool.take()
         try:
             yield model
         finally:
             pool.give_back(model)
+
+    def _load_copy(self):
+        try:
+            return self._load()
+        except Exception as exc:
+            raise ModelLoadError(f"{self.path}: {self.loader} cannot load this model "
+                                 f"({type(exc).__name__}: {exc})") from exc
 
     def dump_state(self) -> dict:
         return {"path": self.path, **self.options}
@@ -270,6 +290,8 @@ class LlamaCppEngine(_InProcessEngine):
     shared out among them: a small model decodes no faster with more threads per copy, but
     several copies decode side by side. ``$REGENESIS_LLAMA_COPIES`` overrides the number of copies.
     """
+
+    loader = "llama.cpp"
 
     def __init__(self, path: str, n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None,
                  copies: int | None = None):
@@ -347,6 +369,8 @@ class TransformersEngine(_InProcessEngine):
     faster decoding.
     """
 
+    loader = "transformers"
+
     def _load(self):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -391,9 +415,78 @@ class TransformersEngine(_InProcessEngine):
 # Resolution
 
 
-def _is_gguf(path: Path) -> bool:
+GGUF_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # by GGUF value type
+GGUF_STRING, GGUF_ARRAY = 8, 9
+
+
+class _GGUFScan:
+    """Walks a GGUF file's header, metadata and tensor table (not the weights) to the end of its data."""
+
+    def __init__(self, data: mmap.mmap):
+        self.data, self.offset, self.alignment = data, 0, 32
+
+    def take(self, fmt: str) -> tuple:
+        values = struct.unpack_from("<" + fmt, self.data, self.offset)
+        self.offset += struct.calcsize("<" + fmt)
+        return values
+
+    def string(self) -> bytes:
+        (length,) = self.take("Q")
+        self.offset += length
+        return self.data[self.offset - length:self.offset]
+
+    def skip_value(self, kind: int) -> None:
+        if kind == GGUF_STRING:
+            self.string()
+        elif kind == GGUF_ARRAY:
+            item_kind, count = self.take("IQ")
+            if item_kind in GGUF_SCALAR_SIZES:
+                self.offset += count * GGUF_SCALAR_SIZES[item_kind]
+            else:
+                for _ in range(count):
+                    self.skip_value(item_kind)
+                    if self.offset > len(self.data):
+                        raise ValueError("metadata runs past the end of the file")
+        else:
+            self.offset += GGUF_SCALAR_SIZES[kind]
+
+    def data_end(self) -> int:
+        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+        _magic, _version, tensors, fields = self.take("4sIQQ")
+        for _ in range(fields):
+            key, (kind,) = self.string(), self.take("I")
+            if key == b"general.alignment" and kind == 4:
+                (self.alignment,) = self.take("I")
+            else:
+                self.skip_value(kind)
+        end = 0
+        for _ in range(tensors):
+            self.string()
+            (n_dims,) = self.take("I")
+            dims = self.take(f"{n_dims}Q")
+            kind, offset = self.take("IQ")
+            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
+            end = max(end, offset + math.prod(dims) // block * size)
+        return -(-self.offset // self.alignment) * self.alignment + end
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse a file that llama.cpp would refuse to load, from its header and tensor table alone.
+
+    A truncated or damaged file is bad input before any work starts rather than a failed run later;
+    the scan reads the metadata (milliseconds), not the weights.
+    """
     with open(path, "rb") as handle:
-        return handle.read(4) == b"GGUF"
+        if handle.read(4) != b"GGUF":
+            raise ModelSpecError(f"{path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            try:
+                end = _GGUFScan(data).data_end()
+            except (struct.error, ValueError, KeyError, OverflowError) as exc:
+                raise ModelSpecError(f"{path}: a damaged GGUF file, its header cannot be read ({exc})") from exc
+            if end > len(data):
+                raise ModelSpecError(f"{path}: a truncated GGUF file ({len(data)} bytes, its tensors need {end})")
 
 
 def _in_process_lm(name: str, engine: _InProcessEngine, temperature: float, max_tokens: int, **kwargs) -> dspy.LM:
@@ -414,6 +507,50 @@ def _local_name(path: Path) -> str:
     return f"{path.stem if path.is_file() else path.name}-{fingerprint.hexdigest()[:10]}"
 
 
+def _local_lm(spec: str, path: Path, temperature: float, max_tokens: int, **kwargs) -> dspy.LM:
+    if not path.exists():
+        raise ModelSpecError(f"{spec}: no such file or folder")
+    if path.is_file():
+        check_gguf(path)
+        return _in_process_lm(_local_name(path), LlamaCppEngine(str(path.resolve())), temperature, max_tokens,
+                              **kwargs)
+    if (path / "config.json").is_file():
+        return _in_process_lm(_local_name(path), TransformersEngine(str(path.resolve())), temperature, max_tokens,
+                              **kwargs)
+    ggufs = sorted(path.glob("*.gguf"))
+    if ggufs:
+        check_gguf(ggufs[0])
+        return _in_process_lm(_local_name(ggufs[0]), LlamaCppEngine(str(ggufs[0].resolve())), temperature, max_tokens,
+                              **kwargs)
+    raise ModelSpecError(f"{spec}: a folder without config.json or a .gguf file is not a model")
+
+
+def _check_provider(spec: str) -> str:
+    """The LiteLLM provider of ``spec``, or a ModelSpecError naming the unknown prefix."""
+    import litellm
+
+    provider = spec.split("/", 1)[0]
+    if provider not in litellm.provider_list:
+        raise ModelSpecError(f"{spec}: unknown provider {provider!r} (not a LiteLLM provider; see "
+                             "https://docs.litellm.ai/docs/providers), and not a local file or folder")
+    return provider
+
+
+def _remote_lm(spec: str, api_base: str | None, api_key: str | None, temperature: float, max_tokens: int,
+               **kwargs: Any) -> dspy.LM:
+    provider = _check_provider(spec)
+    env_var = PROVIDER_KEYS.get(provider)
+    if env_var and not api_key and not api_base and not os.environ.get(env_var):
+        raise ModelSpecError(f"{spec} needs an API key: set the environment variable {env_var} or pass --api-key")
+    if provider == "openai" and api_base and not api_key:
+        api_key = os.environ.get("OPENAI_API_KEY") or "local"  # local servers accept any non-empty key
+    redact.register_secret(api_key)
+    client = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
+    lm = dspy.LM(spec, temperature=temperature, max_tokens=max_tokens, **client, **kwargs)
+    base = rollout_base(lm)
+    return lm.copy(rollout_id=base) if base else lm
+
+
 def resolve_lm(
     spec: str | None = None,
     *,
@@ -426,7 +563,8 @@ def resolve_lm(
     """Turn a model spec into a ``dspy.LM`` (see the module docstring for the accepted forms).
 
     ``None`` or an empty spec gives the embedded default. Extra keyword arguments go to ``dspy.LM``
-    (``num_retries``, ``cache``, ``top_p`` …).
+    (``num_retries``, ``cache``, ``top_p`` …). Every error the spec can cause is a ``ModelSpecError``
+    raised here, before any model call.
     """
     spec = (spec or DEFAULT_MODEL).strip()
     if spec in EMBEDDED_MODELS:
@@ -437,35 +575,50 @@ def resolve_lm(
         return _in_process_lm(spec.split("/", 1)[1], LlamaCppEngine(str(path)), temperature, max_tokens, **kwargs)
 
     path = Path(spec).expanduser()
-    looks_like_path = spec.endswith(".gguf") or spec.startswith((".", "/", "~")) or path.exists()
-    if looks_like_path:
-        if not path.exists():
-            raise ModelSpecError(f"{spec}: no such file or folder")
-        if path.is_file():
-            if not _is_gguf(path):
-                raise ModelSpecError(f"{spec}: not a GGUF file (it does not start with the GGUF magic bytes)")
-            return _in_process_lm(_local_name(path), LlamaCppEngine(str(path.resolve())), temperature, max_tokens,
-                                  **kwargs)
-        if (path / "config.json").is_file():
-            return _in_process_lm(_local_name(path), TransformersEngine(str(path.resolve())), temperature, max_tokens,
-                                  **kwargs)
-        ggufs = sorted(path.glob("*.gguf"))
-        if ggufs:
-            return _in_process_lm(_local_name(ggufs[0]), LlamaCppEngine(str(ggufs[0].resolve())), temperature, max_tokens,
-                                  **kwargs)
-        raise ModelSpecError(f"{spec}: a folder without config.json or a .gguf file is not a model")
-
+    if spec.endswith(".gguf") or spec.startswith((".", "/", "~")) or path.exists():
+        return _local_lm(spec, path, temperature, max_tokens, **kwargs)
     if "/" not in spec or spec.startswith("local/"):
         raise ModelSpecError(f"Unknown model spec {spec!r}. Accepted forms:\n{accepted_forms()}")
+    return _remote_lm(spec, api_base, api_key, temperature, max_tokens, **kwargs)
 
-    provider = spec.split("/", 1)[0]
-    env_var = PROVIDER_KEYS.get(provider)
-    if env_var and not api_key and not api_base and not os.environ.get(env_var):
-        raise ModelSpecError(f"{spec} needs an API key: set the environment variable {env_var} or pass --api-key")
-    if provider == "openai" and api_base and not api_key:
-        api_key = os.environ.get("OPENAI_API_KEY") or "local"  # local servers accept any non-empty key
-    client = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
-    return dspy.LM(spec, temperature=temperature, max_tokens=max_tokens, **client, **kwargs)
+
+# ---------------------------------------------------------------------------------------------
+# Cache identity
+
+# DSPy leaves api_base out of its cache key, so two servers that serve the same model name would read
+# each other's cached answers. A remote LM with an endpoint draws its rollout ids from a range of its
+# own instead: the rollout id is in DSPy's cache key and is never sent to the provider, and DSPy's own
+# samplers (BestOfN, Refine) count up from ``lm.kwargs["rollout_id"]`` as ``sampling_lm`` does.
+ROLLOUT_SPAN = 1 << 20  # distinct samples per endpoint; the ranges stay within orjson's 64-bit integers
+# With an endpoint's rollout id, DSPy's warning that a rollout id has no effect at temperature 0 is wrong:
+# the id keeps the endpoints' cache entries apart at every temperature.
+warnings.filterwarnings("ignore", message="rollout_id has no effect when temperature=0")
+
+
+def _endpoint(provider: str, api_base: str | None) -> str | None:
+    """The server a remote model is called at, when it is not the provider's default."""
+    prefix = provider.upper()
+    endpoint = api_base or os.environ.get(f"{prefix}_API_BASE") or os.environ.get(f"{prefix}_BASE_URL")
+    return endpoint.rstrip("/") if endpoint else None
+
+
+def _rollout_base(identity: str) -> int:
+    return int(hashlib.sha256(identity.encode()).hexdigest()[:10], 16) * ROLLOUT_SPAN
+
+
+def model_identity(lm: dspy.BaseLM) -> str:
+    """What answers a model: the fingerprinted name of a local model, ``model@endpoint`` for a remote one
+    (the bare model name for a provider's default endpoint). Record it with every run's settings."""
+    if is_in_process(lm):
+        return lm.model
+    endpoint = _endpoint(lm.model.split("/", 1)[0], lm.kwargs.get("api_base") or lm.kwargs.get("base_url"))
+    return f"{lm.model}@{endpoint}" if endpoint else lm.model
+
+
+def rollout_base(lm: dspy.BaseLM) -> int:
+    """The first rollout id of ``lm``: 0 unless it is a remote model with an endpoint of its own."""
+    identity = model_identity(lm)
+    return _rollout_base(identity) if identity != lm.model else 0
 
 
 def is_in_process(lm: dspy.BaseLM) -> bool:
@@ -476,7 +629,8 @@ def sampling_lm(lm: dspy.LM, rollout_id: int, temperature: float = 1.0, top_p: f
     """A copy of ``lm`` that draws the sample number ``rollout_id`` of any prompt.
 
     The ``rollout_id`` is part of DSPy's cache key (never sent to a provider), so two ids never share a
-    cached completion. In-process engines also get it as the sampling seed: llama.cpp would otherwise
+    cached completion; it counts from ``rollout_base(lm)``, so two endpoints never share one either.
+    In-process engines also get it as the sampling seed: llama.cpp would otherwise
     reuse one seed and return the same text for the same prompt.
     """
     if temperature <= 0:
@@ -484,7 +638,7 @@ def sampling_lm(lm: dspy.LM, rollout_id: int, temperature: float = 1.0, top_p: f
     extra: dict[str, Any] = {"top_p": top_p} if top_p is not None else {}
     if is_in_process(lm):
         extra["seed"] = rollout_id
-    return lm.copy(rollout_id=rollout_id, temperature=temperature, **extra)
+    return lm.copy(rollout_id=rollout_base(lm) + rollout_id, temperature=temperature, **extra)
 
 
 def sample_lms(lm: dspy.LM, n: int, temperature: float = 1.0, top_p: float | None = None, start: int = 0,
@@ -522,5 +676,51 @@ def describe(lm: dspy.LM) -> str:
     return lm.model
 
 
-def lm_config_json(lm: dspy.LM) -> str:
-    return json.dumps({"model": lm.model, **{k: v for k, v in lm.kwargs.items() if k != "api_key"}}, default=str)
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+ERROR_KINDS = ("server_error", "rate_limit", "timeout", "connection", "auth", "bad_request", "model_load", "parse",
+               "other")
+
+
+@functools.cache
+def _error_classes() -> tuple[tuple[str, tuple[type, ...]], ...]:
+    """Each kind with the exception classes of DSPy, the OpenAI SDK (LiteLLM's errors subclass its ones)
+    and httpx that mean it. The order matters: to the OpenAI SDK and to httpx a timeout is a connection
+    error too.
+    """
+    import httpx
+    import litellm
+    import openai
+    from dspy.utils import exceptions as dspy_errors
+
+    return (
+        ("model_load", (ModelLoadError,)),
+        ("parse", (dspy_errors.AdapterParseError,)),
+        ("rate_limit", (dspy_errors.LMRateLimitError, openai.RateLimitError)),
+        ("auth", (dspy_errors.LMAuthError, dspy_errors.LMBillingError, openai.AuthenticationError,
+                  openai.PermissionDeniedError)),
+        ("timeout", (dspy_errors.LMTimeoutError, openai.APITimeoutError, httpx.TimeoutException, TimeoutError)),
+        ("connection", (dspy_errors.LMTransportError, openai.APIConnectionError, httpx.TransportError,
+                        ConnectionError)),
+        ("server_error", (dspy_errors.LMServerError, openai.InternalServerError, litellm.ServiceUnavailableError,
+                          litellm.BadGatewayError)),
+        ("bad_request", (dspy_errors.LMInvalidRequestError, openai.BadRequestError, openai.NotFoundError,
+                         openai.UnprocessableEntityError)),
+    )
+
+
+def error_kind(exc: BaseException) -> str:
+    """What went wrong in a model call, as one of ``ERROR_KINDS``.
+
+    The exceptions ``exc`` was raised from count too: DSPy reports a read timeout as a transport error
+    raised from a ``TimeoutError``, and wraps what it does not know in ``LMUnexpectedError``.
+    """
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for kind, classes in _error_classes():
+        if any(isinstance(link, classes) for link in chain):
+            return kind
+    return "other"

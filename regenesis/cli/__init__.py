@@ -1,6 +1,7 @@
 """The ``regenesis`` command line: thin wrappers that parse options, call the library and print.
 
-Exit codes: 0 success, 2 bad usage or bad input, 1 a failure during the run.
+Exit codes (``EXIT_CODES``, shown by every ``--help``): 0 success, 1 a failure during the run, 2 bad usage
+or bad input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from regenesis.errors import BadInput
 from regenesis.models import ModelSpecError
+from regenesis.redact import redact
 
 console = Console(stderr=True)
+
+EXIT_CODES = ("Exit codes: 0 success, 1 a failure during the run (model errors, failed problems), "
+              "2 bad usage or bad input, 130 interrupted.")
 
 
 def add_model_options(parser: argparse.ArgumentParser, flag: str = "--model") -> None:
@@ -31,12 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="regenesis",
-        description="Grow reasoning training data with ReGenesis (guidelines → structure → path) and distill it with TRL.",
-        epilog="Exit codes: 0 success, 2 bad usage or bad input, 1 a failure during the run.")
+        description="Grow reasoning training data with ReGenesis (guidelines → structure → path) and distill it with TRL.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (models, tasks, solve, synthesize, finetune, eval_command, experiment):
         module.register(commands)
+    _list_exit_codes(parser)
     return parser
+
+
+def _list_exit_codes(parser: argparse.ArgumentParser) -> None:
+    """``EXIT_CODES`` at the end of the help of ``parser`` and of every (sub)command below it."""
+    parser.epilog = EXIT_CODES
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                _list_exit_codes(command)
+
+
+def print_error(label: str, message: str) -> None:
+    """One line on stderr: ``message`` (untrusted: provider errors, model text) redacted and shown literally."""
+    console.print(f"[red]{label}:[/red] {escape(redact(message))}", highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except (BadInput, ModelSpecError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        print_error("error", str(exc))
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: what was finished is on disk; rerun the same command to resume")
@@ -54,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a failure during the run
         if os.environ.get("REGENESIS_DEBUG"):
             raise
-        console.print(f"[red]failed:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        print_error("failed", f"{type(exc).__name__}: {exc}")
         return 1
 
 

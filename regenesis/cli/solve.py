@@ -30,12 +30,15 @@ def run(args) -> int:
         prediction = program(question=args.question)
     console = Console()
     if args.program == "regenesis":
-        console.print(f"[bold]Guidelines:[/bold] {', '.join(prediction.guidelines)}", highlight=False)
-        console.print("[bold]Adapted to the problem[/bold]", highlight=False)
-        console.print(prediction.adapted_guidelines, highlight=False)
-        console.print("[bold]Reasoning structure[/bold]", highlight=False)
-        console.print(prediction.reasoning_structure, highlight=False)
-    console.print("[bold]Reasoning[/bold]")
-    console.print(prediction.reasoning, highlight=False)
-    console.print(f"[bold]Answer:[/bold] {prediction.answer}", highlight=False)
+        show(console, "Guidelines:", ", ".join(prediction.guidelines), inline=True)
+        show(console, "Adapted to the problem", prediction.adapted_guidelines)
+        show(console, "Reasoning structure", prediction.reasoning_structure)
+    show(console, "Reasoning", prediction.reasoning)
+    show(console, "Answer:", str(prediction.answer), inline=True)
     return 0
+
+
+def show(console: Console, label: str, text: str, *, inline: bool = False) -> None:
+    """A bold label, then model text printed literally: the text may hold rich markup such as ``[/]``."""
+    console.print(f"[bold]{label}[/bold]", end=" " if inline else "\n", highlight=False)
+    console.print(text, markup=False, highlight=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from regenesis.errors import BadInput
-from regenesis.models import DEFAULT_MODEL, EMBEDDED_MODELS, ModelSpecError
+from regenesis.models import DEFAULT_MODEL, EMBEDDED_MODELS, ModelSpecError, check_gguf
 
 console = Console(stderr=True)
 
@@ -36,20 +36,26 @@ def dense_base(spec: str | None) -> str:
             raise BadInput(str(exc)) from exc
     path = Path(spec).expanduser()
     if path.is_file():
-        if not _is_gguf(path):
-            raise BadInput(f"base model {spec}: not a GGUF file (use a GGUF file, a model folder or a hub id)")
-        return str(dense_from_gguf(path))
+        return str(dense_from_gguf(_checked_gguf(path)))
     if path.is_dir():
         if (path / "config.json").is_file():
             return str(path.resolve())
         ggufs = sorted(path.glob("*.gguf"))
         if ggufs:
-            return str(dense_from_gguf(ggufs[0]))
+            return str(dense_from_gguf(_checked_gguf(ggufs[0])))
         raise BadInput(f"base model {spec}: a folder without config.json or a .gguf file is not a model")
     if spec.startswith((".", "/", "~", "local/")) or spec.endswith(".gguf") or spec.count("/") != 1:
         raise BadInput(f"base model {spec!r} not found: no such file or folder, not an embedded model "
                        f"({', '.join(EMBEDDED_MODELS)}) and not a Hugging Face hub id (org/name)")
     return spec
+
+
+def _checked_gguf(path: Path) -> Path:
+    try:
+        check_gguf(path)
+    except ModelSpecError as exc:
+        raise BadInput(f"base model {exc}") from exc
+    return path
 
 
 def load_tokenizer(source: str, spec: str):
@@ -97,11 +103,6 @@ def _convert_gguf(gguf: Path, folder: Path) -> None:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (folder / "regenesis-source.json").write_text(json.dumps({"gguf": str(gguf)}) + "\n")
-
-
-def _is_gguf(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(4) == b"GGUF"
 
 
 @contextmanager
