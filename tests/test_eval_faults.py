@@ -7,6 +7,7 @@ import json
 import pytest
 
 from regenesis.cli import main
+from regenesis.errors import BadInput
 from regenesis.evals.evaluate import evaluate, read_records
 from regenesis.evals.tasks import load_task
 from regenesis.models import resolve_lm
@@ -155,3 +156,13 @@ def test_an_unloadable_gguf_fails_the_run_instead_of_scoring_0(tmp_path, dataset
     assert "broken.gguf" in capsys.readouterr().err
     assert not out.exists()
     assert read_records(tmp_path / "results.raw" / "sums.jsonl") == []
+
+
+def test_answers_from_another_endpoint_are_never_reused(tmp_path, dataset):
+    examples = load_task(str(dataset), answer_type="number")
+    with FakeServer(answering()) as first, FakeServer(answering()) as second:
+        evaluate(resolve_lm("openai/same-name", api_base=first.url), examples, raw_dir=tmp_path / "raw", progress=False)
+        with pytest.raises(BadInput, match=f"api_base: '{first.url}' there, '{second.url}' now"):
+            evaluate(resolve_lm("openai/same-name", api_base=second.url), examples, raw_dir=tmp_path / "raw",
+                     progress=False)
+    assert second.requests == []

@@ -242,6 +242,15 @@ def test_keys_in_outputs_and_errors_are_redacted_from_every_file(tmp_path):
     assert "[redacted]" in written[tmp_path / "raw" / "toy.jsonl"]
 
 
+def test_the_progress_display_shows_a_task_name_that_looks_like_markup_as_it_is(tmp_path, capsys):
+    examples = number_examples("mine[/red]", count=2)
+    lm, _ = scripted_lm(right_answers(examples) | {examples[1].question: RuntimeError("down")})
+    result = evaluate(lm, examples, raw_dir=tmp_path, progress=True)
+    assert result.scores["mine[/red]"].errors == 1
+    err = capsys.readouterr().err
+    assert "mine[/red]" in err and "1 model errors" in err
+
+
 def test_several_tasks_each_get_a_raw_file_and_a_score(tmp_path):
     examples = number_examples("gsm", 3) + number_examples("bbh/navigate", 2) + number_examples("bbh/snarks", 2)
     lm, _ = scripted_lm(right_answers(examples, wrong={"bbh/snarks-0"}))
