@@ -1,7 +1,7 @@
 """wordmath: generated arithmetic word problems with exact answers and a controlled number of steps.
 
 A problem states a starting quantity and then changes it ``level`` times, one operation a sentence
-(add, subtract, multiply by 2-4, divide exactly by 2-5); the answer is the final quantity, a positive
+(add or subtract 2-12, multiply by 2-3, divide exactly by 2-4); the answer is the final quantity, a positive
 whole number. The wording comes from surface templates: six *seen* templates make the levels
 ``l1`` ... ``l4`` (a train and a test split each), and two templates that never appear there make
 ``unseen`` (a test split, levels 1 and 2), so a model trained on the seen templates can be tried on new
@@ -30,7 +30,7 @@ LEVELS = (1, 2, 3, 4)
 SPLIT_SIZES = {"train": 200, "test": 150}
 UNSEEN_LEVELS = (1, 2)
 UNSEEN_SIZE = 150
-MAX_VALUE = 400  # no intermediate quantity exceeds it, so every number stays a few tokens long
+MAX_VALUE = 200  # no intermediate quantity exceeds it: small numbers keep the easy levels within a 135M model's reach
 OPERATIONS = ("add", "subtract", "multiply", "divide")
 
 NAMES = (("Maya", "she", "her"), ("Omar", "he", "his"), ("Lena", "she", "her"), ("Theo", "he", "his"),
@@ -52,7 +52,7 @@ class Template:
     multiply: str
     divide: str
     question: str
-    start_range: tuple[int, int] = (6, 40)
+    start_range: tuple[int, int] = (3, 20)
     entities: tuple[str, ...] = ()  # a chain template names a new entity at each step
 
 
@@ -74,7 +74,7 @@ SEEN = (
              "How many passengers are on the train now?"),
     Template("ages", "{this} is {n} years old.", "{this} is {n} years older than {prev}.",
              "{this} is {n} years younger than {prev}.", "{this} is {n} times as old as {prev}.",
-             "{prev} is {n} times as old as {this}.", "How old is {this}?", start_range=(4, 30),
+             "{prev} is {n} times as old as {this}.", "How old is {this}?", start_range=(4, 20),
              entities=tuple(name for name, _, _ in NAMES)),
     Template("pipes", "A pipe carries {n} liters of water a minute into a tank.",
              "Then a second pipe adds {n} liters a minute.", "Then a leak loses {n} liters a minute.",
@@ -120,12 +120,12 @@ def apply(value: int, operation: str, operand: int) -> int:
 def _operands(value: int, operation: str) -> list[int]:
     """The operands that keep the quantity a whole number from 2 to ``MAX_VALUE``."""
     if operation == "add":
-        return [n for n in range(2, 31) if value + n <= MAX_VALUE]
+        return [n for n in range(2, 13) if value + n <= MAX_VALUE]
     if operation == "subtract":
-        return [n for n in range(2, 31) if value - n >= 2]
+        return [n for n in range(2, 13) if value - n >= 2]
     if operation == "multiply":
-        return [n for n in range(2, 5) if value * n <= MAX_VALUE]
-    return [n for n in range(2, 6) if value % n == 0 and value // n >= 2]
+        return [n for n in range(2, 4) if value * n <= MAX_VALUE]
+    return [n for n in range(2, 5) if value % n == 0 and value // n >= 2]
 
 
 def _steps(rng: random.Random, start: int, level: int) -> list[tuple[str, int]]:
@@ -164,29 +164,34 @@ def problem(rng: random.Random, template: Template, level: int) -> dict:
             "template": template.name, "start": start, "steps": [list(step) for step in steps]}
 
 
-def _draw(rng: random.Random, templates, levels, size: int, seen_questions: set[str]) -> list[dict]:
-    """``size`` problems cycling through ``levels`` with a random template each; a question already
-    drawn for any split is drawn again, so no question text is in two splits."""
+def content_key(record: dict) -> tuple:
+    """What makes two problems the same problem: template, start and steps (names are only wording)."""
+    return record["template"], record["start"], tuple(map(tuple, record["steps"]))
+
+
+def _draw(rng: random.Random, templates, levels, size: int, drawn: set[tuple]) -> list[dict]:
+    """``size`` problems cycling through ``levels`` with a random template each; a problem already drawn
+    for any split is drawn again, so no problem is in two splits, even under other names."""
     problems = []
     while len(problems) < size:
         level = levels[len(problems) % len(levels)]
         candidate = problem(rng, rng.choice(templates), level)
-        if candidate["question"] not in seen_questions:
-            seen_questions.add(candidate["question"])
+        if content_key(candidate) not in drawn:
+            drawn.add(content_key(candidate))
             problems.append({"id": len(problems), **candidate})
     return problems
 
 
 def generate(seed: int = BUNDLED_SEED) -> dict[str, list[dict]]:
     """Every part of the family, keyed by file name (``l1-train.jsonl`` ... ``unseen-test.jsonl``)."""
-    seen_questions: set[str] = set()
+    drawn: set[tuple] = set()
     parts = {}
     for level in LEVELS:
         for split, size in SPLIT_SIZES.items():
             rng = random.Random(f"wordmath/{seed}/l{level}/{split}")
-            parts[f"l{level}-{split}.jsonl"] = _draw(rng, SEEN, (level,), size, seen_questions)
+            parts[f"l{level}-{split}.jsonl"] = _draw(rng, SEEN, (level,), size, drawn)
     rng = random.Random(f"wordmath/{seed}/unseen/test")
-    parts["unseen-test.jsonl"] = _draw(rng, UNSEEN, UNSEEN_LEVELS, UNSEEN_SIZE, seen_questions)
+    parts["unseen-test.jsonl"] = _draw(rng, UNSEEN, UNSEEN_LEVELS, UNSEEN_SIZE, drawn)
     return parts
 
 
