@@ -429,7 +429,8 @@ def _run_pending(lm, pending: list[Example], raw_dir: Path, num_threads: int, di
             for future in finished:
                 example = running.pop(future)
                 record = judged(future.result(), example)
-                append_jsonl(raw_file(raw_dir, example.task), [record])  # in the OS before anything else: kill -9 loses nothing
+                # in the OS before anything else happens: kill -9 loses nothing
+                append_jsonl(raw_file(raw_dir, example.task), [record])
                 display.add(record)
                 output_tokens += record["output_tokens"]
                 consecutive_errors = consecutive_errors + 1 if record["error"] else 0

@@ -153,7 +153,8 @@ def _comparison_rows(results: Mapping[str, EvalResult]) -> list[tuple[str, dict[
 
 def _comparison_cell(cell: Cell) -> str:
     accuracy, low, high, errors = cell
-    return with_interval(accuracy, low, high) + (f" ({errors} model error{'s' if errors != 1 else ''})" if errors else "")
+    shown = with_interval(accuracy, low, high)
+    return f"{shown} ({errors} model error{'s' if errors != 1 else ''})" if errors else shown
 
 
 def comparison_table(results_by_label: Mapping[str, ResultLike], baseline: str = "base") -> str:
