@@ -1,0 +1,102 @@
+"""wordmath: deterministic, exact by construction, disjoint splits, the stated number of steps, loadable."""
+
+import operator
+import re
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from regenesis.errors import BadInput
+from regenesis.evals.tasks import TASKS, load_task
+from regenesis.evals.tasks.wordmath import (
+    BUNDLED_SEED, SEEN, SPLIT_SIZES, UNSEEN, UNSEEN_SIZE, content_key, file_text, generate, write_bundle)
+
+BUNDLE = Path(str(resources.files("regenesis") / "data" / "wordmath"))
+ARITHMETIC = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul}
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return generate(BUNDLED_SEED)
+
+
+def _recompute(record):
+    value = record["start"]
+    for operation, operand in record["steps"]:
+        if operation == "divide":
+            assert value % operand == 0, record
+            value //= operand
+        else:
+            value = ARITHMETIC[operation](value, operand)
+        assert value >= 2, record
+    return value
+
+
+def test_same_seed_same_problems_and_another_seed_others(parts):
+    assert generate(BUNDLED_SEED) == parts
+    other = generate(7)
+    assert other.keys() == parts.keys()
+    assert all(other[name] != parts[name] for name in parts)
+
+
+def test_bundled_files_are_what_the_generator_writes(parts):
+    for name, problems in parts.items():
+        assert (BUNDLE / name).read_text(encoding="utf-8") == file_text(problems), name
+
+
+def test_answers_are_correct_by_construction_and_the_text_states_every_number(parts):
+    for problems in parts.values():
+        for record in problems:
+            assert record["answer"] == _recompute(record)
+            stated = [int(number) for number in re.findall(r"\d+", record["question"])]
+            assert stated == [record["start"]] + [operand for _, operand in record["steps"]], record["question"]
+
+
+def test_levels_have_their_number_of_steps_and_one_sentence_each(parts):
+    for name, problems in parts.items():
+        levels = {1, 2} if name.startswith("unseen") else {int(name[1])}
+        assert {record["level"] for record in problems} == levels
+        for record in problems:
+            assert len(record["steps"]) == record["level"]
+            assert len(re.findall(r"[.?](?:\s|$)", record["question"])) == record["level"] + 2
+
+
+def test_splits_are_disjoint_in_text_and_in_content(parts):
+    seen_text, seen_content = set(), set()
+    for problems in parts.values():
+        texts = {record["question"] for record in problems}
+        contents = {content_key(record) for record in problems}
+        assert len(texts) == len(contents) == len(problems)
+        assert not texts & seen_text and not contents & seen_content
+        seen_text |= texts
+        seen_content |= contents
+
+
+def test_unseen_templates_appear_only_in_the_unseen_part(parts):
+    unseen = {template.name for template in UNSEEN}
+    assert not unseen & {template.name for template in SEEN}
+    for name, problems in parts.items():
+        used = {record["template"] for record in problems}
+        assert used == unseen if name == "unseen-test.jsonl" else not used & unseen, name
+
+
+def test_load_task_reads_each_part():
+    train = load_task("wordmath-l3", split="train")
+    assert len(train) == SPLIT_SIZES["train"] and train.split == "train"
+    first = train[0]
+    assert first.id == "wordmath-l3/train/0" and first.answer_type == "number" and first.meta["level"] == 3
+    assert first.gold == str(_recompute({"start": first.meta["start"], "steps": first.meta["steps"]}))
+    unseen = load_task("wordmath-unseen")
+    assert len(unseen) == UNSEEN_SIZE and unseen.split == "test"
+    assert [TASKS[f"wordmath-l{level}"].domain for level in (1, 2, 3, 4)] == ["in", "in", "out", "out"]
+    with pytest.raises(BadInput, match="no split 'train'"):
+        load_task("wordmath-unseen", split="train")
+
+
+def test_another_seed_loads_through_data(tmp_path):
+    write_bundle(tmp_path, seed=7)
+    mine = load_task("wordmath-l1", data=tmp_path, limit=5)
+    bundled = load_task("wordmath-l1", limit=5)
+    assert [e.question for e in mine] != [e.question for e in bundled]
+    assert mine.source == str(tmp_path)
