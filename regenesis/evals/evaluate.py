@@ -13,7 +13,6 @@ retried by the next run. A model that cannot be loaded at all stops the run.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -471,8 +470,8 @@ def evaluate(
         check_settings(raw_dir, run)
         done = {task: [record for record in stored_records(raw_dir, task, group).values() if record["error"] is None]
                 for task, group in groups.items()}
-        done_ids = {record["id"] for records in done.values() for record in records}
-        pending = [example for group in groups.values() for example in group if example.id not in done_ids]
+        done_ids = {(task, record["id"]) for task, records in done.items() for record in records}
+        pending = [example for task, group in groups.items() for example in group if (task, example.id) not in done_ids]
         with _quiet_truncation_warnings(), _Display(groups, done, progress) as display:
             throughput = _run_pending(lm, pending, raw_dir, num_threads, display)
         records_by_task = {task: list(stored_records(raw_dir, task, group).values()) for task, group in groups.items()}
