@@ -258,3 +258,23 @@ def test_a_short_bf16_run_on_cuda(tmp_path):
     assert record["device"] == "cuda"
     assert record["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
     assert losses(ckpt)[-1] < losses(ckpt)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs you can watch (issue 20): the per-step log across a resume; the tracker is not part of a run's identity
+
+
+@pytest.mark.model
+def test_a_resumed_run_logs_each_step_once_and_may_switch_on_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    data, out = shortest_rows(tmp_path, 2), tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(data, None, out, lora=True, max_steps=2, save_steps=1, callbacks=(InterruptAfterFirstCheckpoint(),),
+                 **TINY)
+    finetune(data, None, out, lora=True, max_steps=2, save_steps=1, resume=True, report_to="tensorboard", **TINY)
+
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2] and all("learning_rate" in entry for entry in log)
+    assert (out / "training_curve.png").is_file()
+    assert len(list((out / "runs").rglob("events.out.tfevents.*"))) == 1  # the resumed session's
+    assert json.loads((out / "finetune.json").read_text())["report_to"] == "tensorboard"

@@ -1,6 +1,6 @@
 """`regenesis finetune` and `regenesis export-gguf`: distil the synthesized rows into a model, export it to GGUF."""
 
-from regenesis.finetune.train import PRECISIONS, FinetuneConfig
+from regenesis.finetune.train import PRECISIONS, REPORT_TO, FinetuneConfig
 
 DEFAULTS = FinetuneConfig()
 
@@ -30,6 +30,10 @@ def register(commands) -> None:
                         help="keep a resumable checkpoint every N steps")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for GPU memory")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--report-to", choices=REPORT_TO, default=DEFAULTS.report_to,
+                        help="TRL's report_to: none (default; the loss and its curve are written to CKPT either "
+                             "way), tensorboard (event files in CKPT/runs), trackio or wandb (their own settings, "
+                             "e.g. WANDB_MODE=offline)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     parser.set_defaults(run=run)
 
@@ -51,7 +55,7 @@ def run(args) -> int:
     finetune(args.data, args.base, args.out, resume=args.resume, lora=args.lora, epochs=args.epochs, lr=args.lr,
              max_length=args.max_length, batch_size=args.batch_size, grad_accum=args.grad_accum,
              max_steps=args.max_steps, precision=args.precision, save_steps=args.save_steps,
-             gradient_checkpointing=args.gradient_checkpointing, seed=args.seed)
+             gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, report_to=args.report_to)
     return 0
 
 

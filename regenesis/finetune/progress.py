@@ -1,4 +1,4 @@
-"""Training progress with rich: steps, loss, elapsed and remaining time, on the main process only."""
+"""Training progress with rich: steps, loss, learning rate, elapsed and remaining time, on the main process only."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ class RichProgress(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.progress and logs and "loss" in logs:
-            self.progress.update(self.task, loss=f"loss {logs['loss']:.4f}")
+            rate = f"  lr {logs['learning_rate']:.1e}" if "learning_rate" in logs else ""
+            self.progress.update(self.task, loss=f"loss {logs['loss']:.4f}{rate}")
 
     def on_train_end(self, args, state, control, **kwargs):
         self.close()

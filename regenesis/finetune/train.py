@@ -2,13 +2,16 @@
 
 A finished checkpoint folder ``OUT`` holds the model (safetensors, LoRA merged in), the tokenizer with
 its training chat template, ``finetune.json`` (the run's settings and figures) and
-``training_log.jsonl`` (loss per step). It is a model spec as it stands: ``--model OUT``.
-While training, ``OUT/checkpoints`` holds the latest resumable checkpoint; ``resume=True``
-continues from it after an interruption and it is removed once the run finishes.
+``training_log.jsonl`` (loss and learning rate per logged step) with ``training_curve.png`` beside it.
+It is a model spec as it stands: ``--model OUT``. While training, ``OUT/checkpoints`` holds the latest
+resumable checkpoint; ``resume=True`` continues from it after an interruption and it is removed once the
+run finishes. ``report_to`` is TRL's: ``tensorboard`` writes event files under ``OUT/checkpoints/runs``
+while training, moved to ``OUT/runs`` at the end; ``trackio`` and ``wandb`` follow their own settings.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import resource
 import shutil
@@ -22,14 +25,19 @@ from regenesis.errors import BadInput
 from regenesis.finetune.base import dense_base, load_model, load_tokenizer
 from regenesis.finetune.chat_template import training_template
 from regenesis.finetune.data import Rows, check_lengths, load_rows
+from regenesis.finetune.curves import write_training_log
 from regenesis.models import DEFAULT_MODEL
+from regenesis.runfiles import atomic_write_text, write_json
 
 console = Console(stderr=True)
 
 RUN_FILE = "finetune.json"
-LOG_FILE = "training_log.jsonl"
 CHECKPOINTS = "checkpoints"
+TRACKER_LOGS = "runs"  # where transformers' TensorBoard callback writes, under the trainer's output_dir
 PRECISIONS = ("auto", "fp32", "bf16")
+TRACKER_PACKAGES = {"none": (), "tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",),
+                    "wandb": ("wandb",)}
+REPORT_TO = tuple(TRACKER_PACKAGES)
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class FinetuneConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     gradient_checkpointing: bool = False
+    report_to: str = "none"
 
     def __post_init__(self):
         positive = {"epochs": self.epochs, "max_length": self.max_length, "batch_size": self.batch_size,
@@ -60,6 +69,12 @@ class FinetuneConfig:
                 raise BadInput(f"finetune: {name} must be positive (got {value})")
         if self.precision not in PRECISIONS:
             raise BadInput(f"finetune: precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if self.report_to not in TRACKER_PACKAGES:
+            raise BadInput(f"finetune: report_to must be one of {', '.join(REPORT_TO)} (got {self.report_to!r})")
+        packages = TRACKER_PACKAGES[self.report_to]
+        if packages and not any(importlib.util.find_spec(package) for package in packages):
+            raise BadInput(f"finetune: report_to {self.report_to} needs the {packages[0]} package "
+                           f"(pip install {packages[0]})")
 
     @classmethod
     def of(cls, **settings: Any) -> FinetuneConfig:
@@ -72,6 +87,12 @@ class FinetuneConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (2e-4 if self.lora else 2e-5)
+
+    def model_settings(self) -> dict[str, Any]:
+        """The settings that decide the trained model, which a resume must match: all but the tracker."""
+        settings = asdict(self)
+        del settings["report_to"]
+        return settings
 
 
 def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: bool = False,
@@ -88,7 +109,7 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
     out = Path(out).expanduser()
     rows = load_rows(data)
     run = {"base": base, "data": str(rows.file.resolve()), "rows": len(rows.messages), "rows_digest": rows.digest(),
-           "settings": asdict(config)}
+           "settings": config.model_settings(), "report_to": config.report_to}
     if _already_finished(out, run, resume):
         console.print(f"{out} already holds this finished run", highlight=False)
         return out
@@ -104,7 +125,7 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
     trainer = _trainer(model, tokenizer, rows, config, out, run["device"], run["precision"], [progress, *callbacks])
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / RUN_FILE, run)
+        write_json(out / RUN_FILE, run)
     checkpoint = _last_checkpoint(out) if resume else None
     if checkpoint:
         console.print(f"Resuming from {checkpoint}", highlight=False)
@@ -115,8 +136,9 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
     _save(trainer, tokenizer, out, config.lora)
     if trainer.is_world_process_zero():
         _portable_tokenizer_config(out)
-        _write_log(out, trainer.state.log_history)
-        _write_json(out / RUN_FILE, {**run, "result": _result(trainer, _step_of(checkpoint))})
+        write_training_log(out, trainer.state.log_history)
+        write_json(out / RUN_FILE, {**run, "result": _result(trainer, _step_of(checkpoint))})
+        _keep_tracker_logs(out)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
         console.print(f"Saved the fine-tuned model to {out} (use it as --model {out})", highlight=False)
     return out
@@ -169,7 +191,7 @@ def _trainer(model, tokenizer, rows: Rows, config: FinetuneConfig, out: Path, de
         save_steps=config.save_steps,
         save_total_limit=1,
         include_num_input_tokens_seen="non_padding",
-        report_to="none",
+        report_to=config.report_to,
         disable_tqdm=True,
         seed=config.seed,
     )
@@ -211,7 +233,18 @@ def _portable_tokenizer_config(out: Path) -> None:
     path = out / "tokenizer_config.json"
     config = json.loads(path.read_text())
     if config.get("tokenizer_class") == "TokenizersBackend":
-        _write_json(path, {**config, "tokenizer_class": "PreTrainedTokenizerFast"})
+        portable = {**config, "tokenizer_class": "PreTrainedTokenizerFast"}
+        atomic_write_text(path, json.dumps(portable, indent=2) + "\n")  # a model file: not redacted
+
+
+def _keep_tracker_logs(out: Path) -> None:
+    """Move the tracker's local logs (TensorBoard's event files) out of the checkpoints folder, which goes."""
+    logs = out / CHECKPOINTS / TRACKER_LOGS
+    if not logs.is_dir():
+        return
+    (out / TRACKER_LOGS).mkdir(exist_ok=True)
+    for session in logs.iterdir():  # one folder per training session: a resumed run has two
+        shutil.move(session, out / TRACKER_LOGS / session.name)
 
 
 def _step_of(checkpoint: str | None) -> int:
@@ -243,13 +276,3 @@ def _result(trainer, start_step: int) -> dict:
         "final_loss": losses[-1] if losses else None,
         "peak_memory_mb": round(peak_mb),
     }
-
-
-def _write_log(out: Path, log_history: list[dict]) -> None:
-    with open(out / LOG_FILE, "w", encoding="utf-8") as handle:
-        for entry in log_history:
-            handle.write(json.dumps(entry) + "\n")
-
-
-def _write_json(path: Path, value: dict) -> None:
-    path.write_text(json.dumps(value, indent=2) + "\n")
