@@ -1,7 +1,7 @@
 """wordmath: generated arithmetic word problems with exact answers and a controlled number of steps.
 
 A problem states a starting quantity and then changes it ``level`` times, one operation a sentence
-(add or subtract 2-12, multiply by 2-3, divide exactly by 2-4); the answer is the final quantity, a positive
+(add or subtract 2-6, multiply by 2-3, divide exactly by 2-3); the answer is the final quantity, a positive
 whole number. The wording comes from surface templates: six *seen* templates make the levels
 ``l1`` ... ``l4`` (a train and a test split each), and two templates that never appear there make
 ``unseen`` (a test split, levels 1 and 2), so a model trained on the seen templates can be tried on new
@@ -30,7 +30,7 @@ LEVELS = (1, 2, 3, 4)
 SPLIT_SIZES = {"train": 200, "test": 150}
 UNSEEN_LEVELS = (1, 2)
 UNSEEN_SIZE = 150
-MAX_VALUE = 200  # no intermediate quantity exceeds it: small numbers keep the easy levels within a 135M model's reach
+MAX_VALUE = 100  # no intermediate quantity exceeds it: small numbers keep the easy levels within a 135M model's reach
 OPERATIONS = ("add", "subtract", "multiply", "divide")
 
 NAMES = (("Maya", "she", "her"), ("Omar", "he", "his"), ("Lena", "she", "her"), ("Theo", "he", "his"),
@@ -52,7 +52,7 @@ class Template:
     multiply: str
     divide: str
     question: str
-    start_range: tuple[int, int] = (3, 20)
+    start_range: tuple[int, int] = (2, 12)
     entities: tuple[str, ...] = ()  # a chain template names a new entity at each step
 
 
@@ -74,7 +74,7 @@ SEEN = (
              "How many passengers are on the train now?"),
     Template("ages", "{this} is {n} years old.", "{this} is {n} years older than {prev}.",
              "{this} is {n} years younger than {prev}.", "{this} is {n} times as old as {prev}.",
-             "{prev} is {n} times as old as {this}.", "How old is {this}?", start_range=(4, 20),
+             "{prev} is {n} times as old as {this}.", "How old is {this}?", start_range=(4, 12),
              entities=tuple(name for name, _, _ in NAMES)),
     Template("pipes", "A pipe carries {n} liters of water a minute into a tank.",
              "Then a second pipe adds {n} liters a minute.", "Then a leak loses {n} liters a minute.",
@@ -118,14 +118,14 @@ def apply(value: int, operation: str, operand: int) -> int:
 
 
 def _operands(value: int, operation: str) -> list[int]:
-    """The operands that keep the quantity a whole number from 2 to ``MAX_VALUE``."""
+    """The operands that keep the quantity a whole number from 1 to ``MAX_VALUE``."""
     if operation == "add":
-        return [n for n in range(2, 13) if value + n <= MAX_VALUE]
+        return [n for n in range(2, 7) if value + n <= MAX_VALUE]
     if operation == "subtract":
-        return [n for n in range(2, 13) if value - n >= 2]
+        return [n for n in range(2, 7) if value - n >= 1]
     if operation == "multiply":
         return [n for n in range(2, 4) if value * n <= MAX_VALUE]
-    return [n for n in range(2, 5) if value % n == 0 and value // n >= 2]
+    return [n for n in range(2, 4) if value % n == 0]
 
 
 def _steps(rng: random.Random, start: int, level: int) -> list[tuple[str, int]]:
