@@ -546,7 +546,7 @@ def _remote_lm(spec: str, api_base: str | None, api_key: str | None, temperature
         api_key = os.environ.get("OPENAI_API_KEY") or "local"  # local servers accept any non-empty key
     redact.register_secret(api_key)
     client = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
-    lm = dspy.LM(spec, temperature=temperature, max_tokens=max_tokens, **client, **kwargs)
+    lm = RemoteLM(spec, temperature=temperature, max_tokens=max_tokens, **client, **kwargs)
     base = rollout_base(lm)
     return lm.copy(rollout_id=base) if base else lm
 
@@ -593,6 +593,25 @@ ROLLOUT_SPAN = 1 << 20  # distinct samples per endpoint; the ranges stay within 
 # With an endpoint's rollout id, DSPy's warning that a rollout id has no effect at temperature 0 is wrong:
 # the id keeps the endpoints' cache entries apart at every temperature.
 warnings.filterwarnings("ignore", message="rollout_id has no effect when temperature=0")
+
+
+class RemoteLM(dspy.LM):
+    """A ``dspy.LM`` whose every call carries its rollout id, explicit ``Request`` calls too.
+
+    For a ``Request`` DSPy's cache key holds the request and the call's own ``rollout_id``, not the LM's;
+    without it two endpoints (or two samples) would share cached answers.
+    """
+
+    def __call__(self, prompt=None, *, messages=None, **kwargs):
+        return super().__call__(prompt, messages=messages, **self._with_rollout_id(kwargs))
+
+    async def acall(self, prompt=None, *, messages=None, **kwargs):
+        return await super().acall(prompt, messages=messages, **self._with_rollout_id(kwargs))
+
+    def _with_rollout_id(self, kwargs: dict) -> dict:
+        if "rollout_id" in self.kwargs:
+            kwargs.setdefault("rollout_id", self.kwargs["rollout_id"])
+        return kwargs
 
 
 def _endpoint(provider: str, api_base: str | None) -> str | None:
