@@ -4,19 +4,35 @@ Model output is never evaluated as code. Equivalence goes through a small recurs
 parser of its own that builds sympy objects directly from a whitelist of LaTeX constructs
 (numbers, single-letter variables, ``+ - * / ^``, ``\\frac``, ``\\sqrt``, ``\\pi``, ``\\infty``,
 a few functions). Anything else makes the parse fail, and the answers are then compared as
-normalised strings only. Inputs are size-limited, and powers whose result would be huge are
-refused, so a hostile answer cannot make the comparison slow.
+normalised strings only.
+
+A hostile answer cannot make the comparison slow, because sympy never sees anything large: an
+expression is at most ``MAX_EXPRESSION_CHARS`` long and ``MAX_DEPTH`` groups deep; an exact
+number has at most ``MAX_POWER_DIGITS`` digits; a power's exponent is at most ``MAX_EXPONENT``
+(a root at most ``MAX_ROOT_DEGREE``) and its value at most ``MAX_POWER_DIGITS`` digits; a
+function's argument is at most ``MAX_FUNCTION_ARGUMENT`` (``\\exp``: its value at most
+``MAX_POWER_DIGITS`` digits). Where the expression has variables, these hold at each of the points
+the comparison evaluates it at, so those evaluations stay small too. Anything past a bound is
+"not comparable": the parse fails before sympy would evaluate it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from functools import lru_cache
 
+MAX_ANSWER_CHARS = 1_000  # a longer answer is compared as a normalised string only
+MAX_ITEMS = 50  # elements of a tuple, list or matrix compared one by one
 MAX_EXPRESSION_CHARS = 300
-MAX_POWER_DIGITS = 2000  # refuse a**b when the result would have more digits than this
-SAMPLE_POINTS = ((0.5772, 1.3247, 2.7183), (1.618, -0.7071, 0.9159), (-2.236, 0.3183, 1.4142))
+MAX_DEPTH = 40
+MAX_POWER_DIGITS = 2000
+MAX_EXPONENT = 1000
+MAX_ROOT_DEGREE = 100
+MAX_FUNCTION_ARGUMENT = 1e6
+# Each column holds a negative value: a variable takes the values of one column (see _sample_values).
+SAMPLE_POINTS = ((0.5772, 1.3247, -2.7183), (1.618, -0.7071, 0.9159), (-2.236, 0.3183, 1.4142))
 RELATIVE_TOLERANCE = 1e-12
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
@@ -27,40 +43,43 @@ def boxed_answers(text: str, max_chars: int = 1_000) -> list[tuple[int, str]]:
 
     Content longer than ``max_chars`` (or never closed) is not an answer and is left out.
     """
+    closing = _closing_braces(text)
     found = []
     for match in _BOX.finditer(text):
         start = match.end()
-        opening = re.compile(r"\s*\{").match(text, start)
+        opening = _OPENING_BRACE.match(text, start)
         if opening:
-            content = braced(text, opening.end() - 1, max_chars)
-            if content is not None:
-                found.append((match.start(), content[0]))
+            end = closing.get(opening.end() - 1)
+            if end is not None and end - opening.end() <= max_chars:
+                found.append((match.start(), text[opening.end():end]))
         else:
-            word = re.compile(r"\s+([^\s$]+)").match(text, start)
+            word = _BARE_WORD.match(text, start)
             if word and len(word.group(1)) <= max_chars:
                 found.append((match.start(), word.group(1)))
     return found
+
+
+_OPENING_BRACE = re.compile(r"\s*\{")
+_BARE_WORD = re.compile(r"\s+([^\s$]+)")
+_BRACE = re.compile(r"(?<!\\)[{}]")
+
+
+def _closing_braces(text: str) -> dict[int, int]:
+    """The index of the ``}`` that closes each ``{`` of ``text`` (braces escaped as ``\\{`` aside),
+    found in one pass so that many unclosed groups cost no more than one."""
+    pairs, open_at = {}, []
+    for match in _BRACE.finditer(text):
+        if match.group() == "{":
+            open_at.append(match.start())
+        elif open_at:
+            pairs[open_at.pop()] = match.start()
+    return pairs
 
 
 def last_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{...}`` in ``text``, or None."""
     found = boxed_answers(text)
     return found[-1][1] if found else None
-
-
-def braced(text: str, start: int, max_chars: int | None = None) -> tuple[str, int] | None:
-    """The content of the brace group opening at ``text[start]`` and the index after it."""
-    depth = 0
-    end = len(text) if max_chars is None else min(len(text), start + max_chars + 2)
-    for index in range(start, end):
-        char = text[index]
-        if char == "{" and (index == 0 or text[index - 1] != "\\"):
-            depth += 1
-        elif char == "}" and (index == 0 or text[index - 1] != "\\"):
-            depth -= 1
-            if depth == 0:
-                return text[start + 1:index], index + 1
-    return None
 
 
 # --- normalisation ------------------------------------------------------------------------------
@@ -116,6 +135,8 @@ def latex_equal(predicted: str, gold: str) -> bool:
         return False
     if left == right:
         return True
+    if max(len(left), len(right)) > MAX_ANSWER_CHARS:
+        return False
     if re.fullmatch(r"[A-Za-z ]+", left) and re.fullmatch(r"[A-Za-z ]+", right):
         return left.lower() == right.lower()
     return _structures_equal(left, right)
@@ -126,11 +147,14 @@ def _structures_equal(left: str, right: str) -> bool:
     if left_matrix is not None or right_matrix is not None:
         return (left_matrix is not None and right_matrix is not None
                 and len(left_matrix) == len(right_matrix)
+                and sum(map(len, left_matrix)) <= MAX_ITEMS
                 and all(_sequences_equal(a, b) for a, b in zip(left_matrix, right_matrix)))
     left_open, left_items, left_close = _split_sequence(left)
     right_open, right_items, right_close = _split_sequence(right)
     if len(left_items) > 1 or len(right_items) > 1:
         if (left_open, left_close) != (right_open, right_close) or len(left_items) != len(right_items):
+            return False
+        if len(left_items) > MAX_ITEMS:
             return False
         if left_open:  # a tuple or an interval: ordered
             return _sequences_equal(left_items, right_items)
@@ -220,18 +244,32 @@ def _sympy_equal(left, right) -> bool:
             return False
         if left.free_symbols != right.free_symbols:
             return False
-        symbols = sorted(left.free_symbols, key=lambda symbol: symbol.name)
-        for point in SAMPLE_POINTS:
-            values = {symbol: point[i % len(point)] + i for i, symbol in enumerate(symbols)}
+        for values in _sample_values(left.free_symbols):
             a = complex(left.evalf(30, subs=values))
             b = complex(right.evalf(30, subs=values))
             if not (cmath.isfinite(a) and cmath.isfinite(b)) or abs(a - b) > RELATIVE_TOLERANCE * max(1.0, abs(b)):
                 return False
-            if not symbols:
-                break
         return True
     except (TypeError, ValueError, ArithmeticError, AttributeError):
         return False
+
+
+_SYMBOL_ORDER = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _sample_values(symbols) -> list[dict]:
+    """The substitutions an expression with ``symbols`` is compared at: one (none) for a number,
+    else one for each sample point. A variable's value depends on its name only, so that the parser
+    can bound an expression at the very points the comparison will use."""
+    if not symbols:
+        return [{}]
+    return [{symbol: _sample_value(symbol.name, point) for symbol in symbols} for point in SAMPLE_POINTS]
+
+
+def _sample_value(name: str, point: tuple[float, ...]) -> float:
+    """A value of one column of ``point``, scaled by the letter's rank so that no two letters agree."""
+    rank = _SYMBOL_ORDER.index(name)
+    return point[rank % len(point)] * (1 + rank / len(_SYMBOL_ORDER))
 
 
 # --- a whitelist parser from LaTeX to sympy -----------------------------------------------------
@@ -260,7 +298,7 @@ def to_sympy(text: str):
         if parser.position != len(tokens):
             raise _ParseError("trailing tokens")
         return value
-    except (_ParseError, RecursionError, ValueError, TypeError, ArithmeticError):
+    except (_ParseError, ValueError, TypeError, ArithmeticError):
         return None
 
 
@@ -279,11 +317,15 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
 
 class _Parser:
     """expression := term (('+'|'-') term)*; term := unary (('*'|'/'|implicit) unary)*;
-    unary := ('-'|'+') unary | power; power := atom ('^' unary)?"""
+    unary := ('-'|'+') unary | power; power := atom ('^' unary)?
+
+    Every value it builds passes a bound (``_bounded``, ``_bounded_power``, ``_bounded_function``)
+    before sympy computes with it, and groups, signs and exponents nest at most ``MAX_DEPTH`` deep."""
 
     def __init__(self, tokens: list[tuple[str, str]]):
         self.tokens = tokens
         self.position = 0
+        self.depth = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -295,12 +337,22 @@ class _Parser:
         self.position += 1
         return token
 
+    def nested(self, parse):
+        """``parse()`` one level deeper; past ``MAX_DEPTH`` the text is not read."""
+        if self.depth >= MAX_DEPTH:
+            raise _ParseError("nested too deeply")
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
+
     def expression(self):
         value = self.term()
         while self.peek() and self.peek()[1] in ("+", "-"):
             operator = self.take()[1]
             right = self.term()
-            value = value + right if operator == "+" else value - right
+            value = _bounded(value + right if operator == "+" else value - right)
         return value
 
     def term(self):
@@ -310,9 +362,9 @@ class _Parser:
             if token and (token[1] in ("*", "/") or token[1] in _MULTIPLY + _DIVIDE):
                 self.take()
                 right = self.unary()
-                value = value / right if token[1] in ("/",) + _DIVIDE else value * right
+                value = _bounded(value / right if token[1] in ("/",) + _DIVIDE else value * right)
             elif token and self._starts_atom(token):
-                value = value * self.power()
+                value = _bounded(value * self.power())
             else:
                 return value
 
@@ -320,7 +372,7 @@ class _Parser:
         token = self.peek()
         if token and token[1] in ("-", "+"):
             self.take()
-            value = self.unary()
+            value = self.nested(self.unary)
             return -value if token[1] == "-" else value
         return self.power()
 
@@ -328,7 +380,7 @@ class _Parser:
         base = self.atom()
         if self.peek() and self.peek()[1] == "^":
             self.take()
-            exponent = self.unary()
+            exponent = self.nested(self.unary)
             return _bounded_power(base, exponent)
         return base
 
@@ -340,7 +392,7 @@ class _Parser:
 
     def group(self, opening: str, closing: str):
         self.take(opening)
-        value = self.expression()
+        value = self.nested(self.expression)
         self.take(closing)
         return value
 
@@ -353,7 +405,7 @@ class _Parser:
         kind, value = token
         if kind == "number":
             self.take()
-            return sympy.Rational(Fraction(value))
+            return _bounded(sympy.Rational(Fraction(value)))
         if kind == "letter":
             self.take()
             return sympy.Symbol(value)
@@ -372,34 +424,85 @@ class _Parser:
         if name == "frac":
             numerator = self.group("{", "}")
             denominator = self.group("{", "}")
-            return numerator / denominator
+            return _bounded(numerator / denominator)
         if name == "sqrt":
-            degree = None
+            degree = sympy.Integer(2)
             if self.peek() and self.peek()[1] == "[":
                 degree = self.group("[", "]")
             radicand = self.group("{", "}")
-            return sympy.sqrt(radicand) if degree is None else _bounded_power(radicand, 1 / degree)
+            return _bounded_power(radicand, 1 / degree)
         if name == "pi":
             return sympy.pi
         if name == "infty":
             return sympy.oo
         if name in _FUNCTIONS:
-            argument = self.unary() if not (self.peek() and self.peek()[1] in ("(", "{")) else self.atom()
-            function = {"ln": sympy.log, "log": sympy.log}.get(name) or getattr(sympy, name)
-            return function(argument)
+            argument = self.nested(self.unary if not (self.peek() and self.peek()[1] in ("(", "{")) else self.atom)
+            return _bounded_function(name, argument)
         raise _ParseError(f"unsupported command \\{name}")
 
 
-def _bounded_power(base, exponent):
+# --- bounds: checked before sympy computes, at the points the comparison will evaluate -------------
+
+def _bounded(value):
+    """``value``, unless it is an exact number with more than ``MAX_POWER_DIGITS`` digits."""
+    if value.is_Rational and _digits(value) > MAX_POWER_DIGITS:
+        raise _ParseError("number too large")
+    return value
+
+
+def _digits(value) -> float:
+    """About how many digits an exact rational's numerator or denominator has."""
     import math
 
+    return max(abs(value.p), value.q).bit_length() * math.log10(2)
+
+
+def _sizes(value) -> list[float]:
+    """|value| at each substitution the comparison uses (``_sample_values``); inf where it is not finite."""
+    sizes = []
+    for values in _sample_values(value.free_symbols):
+        try:
+            size = abs(complex(value.evalf(15, subs=values)))
+        except (TypeError, ValueError, ArithmeticError):
+            size = math.inf
+        sizes.append(size if math.isfinite(size) else math.inf)
+    return sizes
+
+
+def _log10_size(value) -> float:
+    """The largest log10 |value| over the sample points (exact for rationals); 0 for zero."""
+    if value.is_Rational:
+        return 0.0 if value == 0 else math.log10(abs(value.p)) - math.log10(value.q)
+    return max((math.log10(size) if size else 0.0) for size in _sizes(value))
+
+
+def _bounded_power(base, exponent):
+    """``base ** exponent`` when the exponent is small (at most ``MAX_EXPONENT``, a root at most
+    ``MAX_ROOT_DEGREE``) and the power has at most ``MAX_POWER_DIGITS`` digits (or decimals);
+    sympy would otherwise compute it exactly, or evaluate it at a precision without bound."""
     import sympy
 
-    if exponent.is_number and base.is_number:
-        magnitude = abs(complex(exponent.evalf(15)))
-        base_size = abs(complex(base.evalf(15)))
-        if base_size > 1 and magnitude * math.log10(base_size) > MAX_POWER_DIGITS:
-            raise _ParseError("power too large")
-    elif exponent.is_number and abs(complex(exponent.evalf(15))) > MAX_POWER_DIGITS:
-        raise _ParseError("exponent too large")
-    return sympy.Pow(base, exponent)
+    if exponent.is_Rational:
+        if abs(exponent) > MAX_EXPONENT or exponent.q > MAX_ROOT_DEGREE:
+            raise _ParseError("exponent too large")
+        largest_exponent = float(abs(exponent))
+    else:
+        largest_exponent = max(_sizes(exponent))
+        if largest_exponent > MAX_EXPONENT:
+            raise _ParseError("exponent too large")
+    if largest_exponent * abs(_log10_size(base)) > MAX_POWER_DIGITS:
+        raise _ParseError("power too large")
+    return _bounded(sympy.Pow(base, exponent))
+
+
+def _bounded_function(name: str, argument):
+    """``name(argument)`` when the argument is small enough to evaluate: \\exp of at most
+    ``MAX_POWER_DIGITS`` digits, any other function of at most ``MAX_FUNCTION_ARGUMENT``."""
+    import sympy
+
+    largest = max(_sizes(argument))
+    limit = MAX_POWER_DIGITS * math.log(10) if name == "exp" else MAX_FUNCTION_ARGUMENT
+    if name not in ("log", "ln") and largest > limit:
+        raise _ParseError(f"argument of \\{name} too large")
+    function = {"ln": sympy.log, "log": sympy.log}.get(name) or getattr(sympy, name)
+    return function(argument)

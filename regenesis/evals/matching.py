@@ -12,7 +12,8 @@ Where the answer is
     answer for the type wins. Only when no span holds one does extraction fall back to the end of
     the text, with a rule per type. Bounds keep hostile outputs cheap: only the last 20,000
     characters are read, a span is at most 1,000 characters, the last 50 spans are tried, and a
-    number token longer than 100 characters is no number.
+    number token longer than 100 characters is no number; an answer (or gold answer) longer than
+    20,000 characters equals nothing. Every pattern matches in time linear in the text it reads.
 
 number
     LaTeX is read as plain text first (``\\frac{1}{2}`` → ``1/2``, ``\\text{}`` unwrapped, ``\\$``,
@@ -66,15 +67,18 @@ text (short free text)
     non-empty line. Compared case-insensitively after collapsing spaces and dropping a leading
     article; also equal when the word/symbol sequences agree ignoring spaces and ``,.;:!?"'``
     (``] ) }`` = ``])}``), or when both are lists (``,``/``;``/``and``) of the same items in any
-    order, or when a first sentence of the prediction equals the gold.
+    order, or when a first sentence of the prediction (ending in its first 1,000 characters)
+    equals the gold.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal, localcontext
 from fractions import Fraction
+from itertools import takewhile
 from typing import Sequence
 
 from regenesis.evals import latex_math
@@ -92,12 +96,18 @@ MAX_SPANS = 50
 MAX_NUMBER_CHARS = 100
 
 
+def _readable(text) -> str:
+    """The part of a model's output that is read: its last ``MAX_TEXT_CHARS`` characters."""
+    return str(text or "")[-MAX_TEXT_CHARS:]
+
+
 def final_answer_spans(text: str) -> list[str]:
     """The texts after each answer marker and inside each ``\\boxed{}``, the last one first.
 
     A marker's span is the rest of its line (at most ``MAX_SPAN_CHARS``); only the last
     ``MAX_SPANS`` spans count.
     """
+    text = _readable(text)
     spans = [(match.start(), match.end()) for match in _ANSWER_MARKER.finditer(text)]
     spans = [(start, _rest_of_line(text[end:end + MAX_SPAN_CHARS])) for start, end in spans[-MAX_SPANS:]]
     spans.extend(latex_math.boxed_answers(text, MAX_SPAN_CHARS)[-MAX_SPANS:])
@@ -142,7 +152,6 @@ _NUMBER = re.compile(
     r"(?P<value>\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?|\.\d+)"
     r"(?:\s*/\s*(?P<denominator>\d+(?:\.\d+)?)(?![\d/]))?"
     r"(?P<scale>\s+(?:thousand|million|billion|trillion)\b)?")
-_NEGATED_NUMBER = re.compile(r"\bnot\s*[-−–]?\s*[$€£¥]?\s*(?:\d+\s+)?$", re.IGNORECASE)
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
           "fifteen sixteen seventeen eighteen nineteen").split()
@@ -166,12 +175,46 @@ def _numbers(text: str, skip_negated: bool = False) -> list[Fraction]:
     """The numbers in ``text``; with ``skip_negated``, not those right after "not" ("not 20")."""
     values = []
     for match in _NUMBER.finditer(_plain_math(text)):
-        if skip_negated and _NEGATED_NUMBER.search(match.string[:match.start("value")]):
+        if skip_negated and _follows_not(match.string, match.start("value")):
             continue
         value = _number_value(match)
         if value is not None:
             values.append(value)
     return values
+
+
+def _follows_not(text: str, end: int) -> bool:
+    """Whether ``text[:end]`` ends in "not" and then at most a sign, a currency sign and a whole
+    number, blanks between them ("not 20", "not -$5", "not 2 1/2"): the regex
+    ``\\bnot\\s*[-−–]?\\s*[$€£¥]?\\s*(?:\\d+\\s+)?$``, read backwards from ``end`` so that a long run
+    of spaces is walked once instead of backtracked over."""
+    blank_end = _skip_back(text, end, str.isspace)
+    digits_end = _skip_back(text, blank_end, str.isdecimal)
+    i = _skip_back(text, digits_end, str.isspace) if blank_end < end and digits_end < blank_end else blank_end
+    for symbols in ("$€£¥", "-−–"):
+        if i and text[i - 1] in symbols:
+            i = _skip_back(text, i - 1, str.isspace)
+    return _ends_with_word(text, i, ("not",))
+
+
+def _skip_back(text: str, end: int, belongs) -> int:
+    """The start of the run of characters for which ``belongs`` holds that ends at ``end``."""
+    while end and belongs(text[end - 1]):
+        end -= 1
+    return end
+
+
+def _ends_with_word(text: str, end: int, words: Sequence[str]) -> bool:
+    """Whether ``text[:end]`` ends in one of ``words`` (case-insensitive) with no word character before it."""
+    for word in words:
+        start = end - len(word)
+        if start >= 0 and text[start:end].lower() == word and not (start and _is_word_char(text[start - 1])):
+            return True
+    return False
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _number_value(match: re.Match) -> Fraction | None:
@@ -256,13 +299,14 @@ def _numbers_equal(predicted: str, gold: str) -> bool:
     if predicted_value == gold_value:
         return True
     decimals = _decimal_places(gold)
-    if decimals < 2:
-        return False
-    with localcontext() as context:
-        context.prec = 60
-        exact = Decimal(predicted_value.numerator) / Decimal(predicted_value.denominator)
-        rounded = exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    return Fraction(rounded) == gold_value
+    return decimals >= 2 and _rounded_half_up(predicted_value, decimals) == gold_value
+
+
+def _rounded_half_up(value: Fraction, decimals: int) -> Fraction:
+    """``value`` rounded to ``decimals`` places, halves away from zero, exactly."""
+    scale = 10 ** decimals
+    magnitude = math.floor(abs(value) * scale + Fraction(1, 2))
+    return Fraction(magnitude if value >= 0 else -magnitude, scale)
 
 
 def _decimal_places(text: str) -> int:
@@ -273,9 +317,11 @@ def _decimal_places(text: str) -> int:
 # --- letters ------------------------------------------------------------------------------------
 
 _LETTER_PARENTHESISED = re.compile(r"\(([A-Za-z])\)")
-_LETTER_NAMED = re.compile(r"\b(?i:option|choice)\s*:?\s*(?:\(([A-Za-z])\)|([A-Z])\b)")
-_OPTION_NUMBER = re.compile(r"\b(?i:option|choice)\s*#?\s*(\d{1,2})\b")
-_UPPER_LETTER_MENTION = re.compile(r"\(([A-Z])\)|\b(?i:option|choice)\s*:?\s*\(?([A-Z])\b")
+# Possessive blanks (\s*+) around an optional ":" match in linear time; "\s*:?\s*" backtracks
+# quadratically over a long run of spaces that no letter follows.
+_LETTER_NAMED = re.compile(r"\b(?i:option|choice)\s*+:?\s*+(?:\(([A-Za-z])\)|([A-Z])\b)")
+_OPTION_NUMBER = re.compile(r"\b(?i:option|choice)\s*+#?\s*+(\d{1,2})\b")
+_UPPER_LETTER_MENTION = re.compile(r"\(([A-Z])\)|\b(?i:option|choice)\s*+:?\s*+\(?([A-Z])\b")
 _LETTER_OPENING = re.compile(r"([A-Z])(?:[).:,]|\s*$)")
 _LONE_CAPITAL = re.compile(r"(?<![\w'])([A-Z])(?![\w'])")
 
@@ -453,7 +499,6 @@ LABEL_SYNONYMS = {
     "valid": ("valid",),
 }
 _NLI_TRUTH = {"true": "entailment", "false": "contradiction"}
-_NEGATION = re.compile(r"(?:\bnot|\bno|n't)\s+(?:an?\s+)?$", re.IGNORECASE)
 
 
 def _label_phrases(labels: Sequence[str]) -> list[tuple[str, str]]:
@@ -480,11 +525,29 @@ def _label_mentions(text: str, labels: Sequence[str]) -> list[str]:
     mentions = []
     for match in pattern.finditer(text.replace("_", " ")):
         phrase = match.group(1).lower()
-        negated = _NEGATION.search(text[:match.start()])
-        if negated and not phrase.startswith("not "):
+        if _negated_label(text, match.start()) and not phrase.startswith("not "):
             continue
         mentions.append(by_phrase[phrase])
     return mentions
+
+
+def _negated_label(text: str, end: int) -> bool:
+    """Whether ``text[:end]`` ends in "not", "no" or "n't", blanks and maybe "a"/"an" after it
+    ("not an entailment"): the regex ``(?:\\bnot|\\bno|n't)\\s+(?:an?\\s+)?$``, read backwards."""
+    blank_end = _skip_back(text, end, str.isspace)
+    if blank_end == end:
+        return False
+    if _negation_ends(text, blank_end):
+        return True
+    article = next((a for a in ("an", "a") if text[max(0, blank_end - len(a)):blank_end].lower() == a), None)
+    article_start = blank_end - len(article) if article else 0
+    if not article_start or not text[article_start - 1].isspace():
+        return False
+    return _negation_ends(text, _skip_back(text, article_start, str.isspace))
+
+
+def _negation_ends(text: str, end: int) -> bool:
+    return _ends_with_word(text, end, ("not", "no")) or text[max(0, end - 3):end].lower() == "n't"
 
 
 def _extract_label(text: str, labels: Sequence[str]) -> str | None:
@@ -567,13 +630,14 @@ def _text_items(text: str) -> list[str]:
 
 
 def _texts_equal(predicted: str, gold: str) -> bool:
-    if not _text_key(gold):
+    key, tokens, items = _text_key(gold), _text_tokens(gold), _text_items(gold)
+    if not key:
         return False
-    candidates = [predicted] + [predicted[:match.start()] for match in _SENTENCE_END.finditer(predicted)]
+    sentence_ends = takewhile(lambda match: match.start() < MAX_SPAN_CHARS, _SENTENCE_END.finditer(predicted))
+    candidates = [predicted] + [predicted[:match.start()] for match in sentence_ends]
     for candidate in candidates:
-        if _text_key(candidate) == _text_key(gold) or _text_tokens(candidate) == _text_tokens(gold):
+        if _text_key(candidate) == key or _text_tokens(candidate) == tokens:
             return True
-        items = _text_items(gold)
         if len(items) > 1 and _text_items(candidate) == items:
             return True
     return False
@@ -596,7 +660,7 @@ def extract_answer(text: str, answer_type: str, choices: Sequence[str] = (),
     ``"no"``, labels as spelled in ``labels``, math and text as written (trimmed).
     """
     _check_type(answer_type)
-    text = str(text or "")[-MAX_TEXT_CHARS:]
+    text = _readable(text)
     if answer_type == "number":
         return _extract_number(text)
     if answer_type == "letter":
@@ -616,6 +680,8 @@ def answers_equal(predicted: str, gold: str, answer_type: str) -> bool:
     if predicted is None or gold is None:
         return False
     predicted, gold = str(predicted), str(gold)
+    if max(len(predicted), len(gold)) > MAX_TEXT_CHARS:
+        return False
     if answer_type == "number":
         return _numbers_equal(predicted, gold)
     if answer_type == "letter":

@@ -15,6 +15,13 @@ filters on the paths that passed answer matching, cheap ones first:
 
 ``check_path`` runs them in order and stops at the first failure, so the judge is only asked about
 paths every cheap filter kept.
+
+A path is untrusted model output. Every check reads at most ``MAX_PATH_CHARS`` characters (a longer
+path fails with a reason), parses at most ``_MAX_PARSE_DEPTH`` levels of nesting and
+``_MAX_SIDE_TOKENS`` tokens a side of an equality, computes only with floats and small powers, and
+matches patterns in linear time; ``form`` rejects the hostile shapes themselves (control characters,
+console markup, absurd nesting, power bombs, credentials). A checker that fails all the same turns
+into a failed verdict (``checker_error: <type>``) instead of ending the run.
 """
 
 from __future__ import annotations
@@ -24,12 +31,15 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import dspy
+from rich.errors import StyleSyntaxError
+from rich.style import Style
 
 from regenesis.evals.example import Example
-from regenesis.evals.matching import answers_equal, extract_answer
+from regenesis.evals.matching import MAX_NUMBER_CHARS, answers_equal, extract_answer
 from regenesis.models import adapter_for, resolve_lm
 from regenesis.signatures.judge import JudgeReasoning
 
@@ -89,15 +99,29 @@ def build_filters(options: FilterOptions) -> list[PathFilter]:
     return filters
 
 
+MAX_PATH_CHARS = 20_000  # no checker reads a longer path: it fails as too long to check
+
+
 def check_path(filters: Sequence[PathFilter], path: str, example: Example) -> list[Verdict]:
-    """The verdicts of ``filters`` on ``path`` in order, up to and including the first failure."""
+    """The verdicts of ``filters`` on ``path`` in order, up to and including the first failure.
+
+    A filter that raises fails the path (reason ``checker_error: <type>``): one unreadable path must
+    not end a run whose other paths are fine."""
     verdicts = []
     for path_filter in filters:
-        verdict = path_filter.check(path, example)
+        try:
+            verdict = path_filter.check(path, example)
+        except Exception as error:  # the last line of defence; the bounds below should make it unreachable
+            verdict = Verdict(path_filter.name, False, f"checker_error: {type(error).__name__}")
         verdicts.append(verdict)
         if not verdict.passed:
             break
     return verdicts
+
+
+def too_long_to_check(path: str) -> str:
+    """Why no checker reads ``path`` (it is longer than ``MAX_PATH_CHARS``), or ""."""
+    return f"too long to check: {len(path)} characters (limit {MAX_PATH_CHARS})" if len(path) > MAX_PATH_CHARS else ""
 
 
 def mentions_hint(path: str, phrases: Sequence[str] = DEFAULT_HINT_PHRASES) -> str | None:
@@ -115,7 +139,7 @@ _LIST_MARKER = re.compile(r"^\s*(?:[-*•>]+\s*|\d+[.)]\s+|step\s*\d+\s*[:.)]\s*
 _ANSWER_PHRASE = re.compile(r"\banswer\s*(?:is\b|was\b|(?:would|should|will|must)\s+be\b|:)\s*:?\s*", re.I)
 _BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
-_BARE_YES_NO = re.compile(r"\s*(yes|no)\s*[.!]?\s*", re.I)
+_BARE_YES_NO = re.compile(r"\s*+(yes|no)\s*+[.!]?\s*+", re.I)  # possessive: linear on long blanks
 
 
 def logical_lines(text: str) -> list[str]:
@@ -245,10 +269,73 @@ def format_debris(reasoning: Sequence[str]) -> str:
     return ""
 
 
+# Hostile shapes: none belongs in a training row, and each can break what reads or prints the row.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # ANSI escapes, bidi overrides
+_MARKUP_TAG = re.compile(r"(?<!\\)\[(/?)([a-z#@][^\[\]\n]{0,100})?\]")  # rich's tag syntax: [bold red], [/], [link=...]
+_BRACKET = re.compile(r"[()\[\]{}]")
+_MAX_NESTING = 12
+_CREDENTIAL = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}|\bhf_[A-Za-z0-9]{20,}|\bgh[pousr]_[A-Za-z0-9]{20,}"
+                         r"|\bAKIA[0-9A-Z]{16}\b|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAIza[0-9A-Za-z_-]{30,}")
+
+
+def console_markup(text: str) -> str | None:
+    """The first console markup tag in ``text`` (rich's ``[bold]``, ``[/]``, ``[link=...]``), or None.
+    A closing tag always counts; an opening one when it names a style, and has more than one
+    letter, so that "a[i]" and "[a, b]" are not markup."""
+    for match in _MARKUP_TAG.finditer(text):
+        closing, tag = match.groups()
+        if closing or (tag and len(tag) > 1 and _is_style(tag)):
+            return match.group(0)
+    return None
+
+
+def _is_style(tag: str) -> bool:
+    try:
+        Style.parse(tag)
+    except StyleSyntaxError:
+        return False
+    return True
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the brackets of ``text`` nest (an unmatched closing bracket is ignored)."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(text):
+        if match.group() in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def hostile_shape(path: str) -> str:
+    """Why ``path`` is hostile rather than reasoning, or "": a control character (an ANSI escape,
+    say), console markup, brackets nested more than ``_MAX_NESTING`` deep, a power bomb
+    (``power_bombs``), or what looks like an API key (named by its first characters only)."""
+    control = _CONTROL.search(path)
+    if control:
+        return f"control character: {control.group()!r}"
+    markup = console_markup(path)
+    if markup:
+        return f"console markup: {markup[:40]!r}"
+    depth = nesting_depth(path)
+    if depth > _MAX_NESTING:
+        return f"nested {depth} levels deep (limit {_MAX_NESTING})"
+    credential = _CREDENTIAL.search(path)
+    if credential:
+        return f"looks like a credential: {credential.group()[:3]!r}..."
+    bombs = power_bombs(path)
+    if bombs:
+        return f"power bomb: {bombs[0][:60]!r}"
+    return ""
+
+
 class FormFilter:
     """The path has the shape of a training row: reasoning before the answer (words and calculations,
-    not the prompt's scaffolding or stray symbols), within the length limit, no trace of the prompt's
-    hint, no degenerate repetition, and exactly one final answer, stated on the last line."""
+    not the prompt's scaffolding or stray symbols), within the length limit, no hostile shape
+    (``hostile_shape``), no trace of the prompt's hint, no degenerate repetition, and exactly one
+    final answer, stated on the last line."""
 
     name = "form"
 
@@ -263,6 +350,9 @@ class FormFilter:
     def _defect(self, path: str, example: Example) -> str:
         if len(path) > self.max_chars:
             return f"too long: {len(path)} characters (limit {self.max_chars})"
+        hostile = too_long_to_check(path) or hostile_shape(path)
+        if hostile:
+            return hostile
         phrase = mentions_hint(path, self.hint_phrases)
         if phrase:
             return f"trace of the prompt: {phrase!r}"
@@ -297,6 +387,17 @@ class FormFilter:
 
 class _NoParse(Exception):
     pass
+
+
+class _PowerBomb(_NoParse):
+    """A power too large to mean anything in a worked solution; ``args`` are its token range."""
+
+
+_MAX_PARSE_DEPTH = 32  # parentheses, signs and exponents nested deeper are not read
+_MAX_SIDE_TOKENS = 64  # nor is one side of an equality longer than this
+_MAX_EXPONENT = 1000  # a power with a larger exponent, or more digits than _MAX_POWER_DIGITS, is a bomb
+_MAX_POWER_DIGITS = 1000
+_MAX_LATEX_PASSES = 10  # \frac, \boxed and \text nested deeper stay opaque
 
 
 @dataclass(frozen=True)
@@ -360,13 +461,14 @@ def _latex_to_plain(text: str) -> str:
     """The math of ``text`` in plain notation: fractions as ((a)/(b)), \\times as *, \\text{...} as words,
     any other command as an opaque token; display delimiters become line breaks, which end a computation."""
     text = _CODE_BLOCK.sub("\n", text).replace("{,}", ",").replace(",\\!", ",")  # LaTeX thousands: 1{,}000
-    previous = None
-    while previous != text:
+    for _ in range(_MAX_LATEX_PASSES):
         previous = text
         text = _BOXED.sub(r" \1 ", text)
         text = re.sub(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"((\1)/(\2))", text)
         text = re.sub(r"\\[dt]?frac\s*(\d)(\d)", r"((\1)/(\2))", text)
         text = re.sub(r"\\(?:text|mathrm|textrm|textbf|mbox|operatorname)\s*\{([^{}]*)\}", r" \1 ", text)
+        if text == previous:
+            break
     for pattern, plain in ((r"\\times|\\cdot|\\ast", " * "), (r"\\div", " / "), (r"\\approx|\\simeq", " ≈ "),
                            (r"\\%", "%"), (r"\\\$", "$"), (_LAYOUT_COMMANDS, " "), (r"\\[\[\]()]", "\n"),
                            (r"\*\*", " "), (r"\\[A-Za-z]+(?:\[[^\]]*\])?", f" {_OPAQUE} ")):
@@ -378,6 +480,9 @@ def _latex_to_plain(text: str) -> str:
 def _tokens(text: str) -> list[_Token]:
     tokens = []
     for match in _TOKEN.finditer(text):
+        if (match.group("fraction") or match.group("num")) and len(match.group(0)) > MAX_NUMBER_CHARS:
+            tokens.append(_Token("term", match.group(0), match.start(), match.end()))  # digits, not a quantity
+            continue
         if match.group("fraction"):
             numerator, denominator = match.group("fraction").split("/")
             value = int(match.group("whole") or 0) + int(numerator) / int(denominator)  # "1 and 1/4", "2 1/2"
@@ -417,10 +522,17 @@ class _Parser:
 
     A unit is a few words after a quantity ("tons of grapes per acre"), read as part of it only
     when an operator or an equality follows them. "of" multiplies only after a share ("20% of").
+
+    A side nested deeper than ``_MAX_PARSE_DEPTH`` or longer than ``_MAX_SIDE_TOKENS`` tokens is not
+    read; a power bomb (``_power_is_bomb``) is not read either, and its token range is kept in
+    ``power_bombs``.
     """
 
     def __init__(self, tokens: list[_Token]):
         self.tokens = tokens
+        self.depth = 0
+        self.side_start = 0
+        self.power_bombs: list[tuple[int, int]] = []
 
     def kind(self, i: int) -> str:
         return self.tokens[i].kind if i < len(self.tokens) else "end"
@@ -476,7 +588,10 @@ class _Parser:
         worded = False
         while True:
             try:
-                value, j, computed = self.expression(i)
+                value, j, computed = self.side(self.expression, i)
+            except _PowerBomb as bomb:
+                self.power_bombs.append(bomb.args)
+                return sides, i
             except (_NoParse, OverflowError):
                 return sides, i
             glued_word = self.kind(j) == "word" and self.tokens[j].start == self.tokens[j - 1].end
@@ -502,6 +617,36 @@ class _Parser:
                      share=single_fraction and abs(value) < 1, worded=worded,
                      lead=numbers[0].value if len(numbers) > 1 else None,
                      mentions_percent=any(t.percent for t in numbers))
+
+    def read_exponents(self) -> None:
+        """Every exponent, also one of a base no computation starts at ("x^{10^{10}}"), into
+        ``power_bombs`` when the power is one."""
+        for k, token in enumerate(self.tokens):
+            if token.kind != "op" or token.text != "^":
+                continue
+            try:
+                exponent, end, _, _ = self.side(self._factor, k + 1)
+            except _PowerBomb as bomb:
+                self.power_bombs.append(bomb.args)
+                continue
+            except (_NoParse, OverflowError):
+                continue
+            if _power_is_bomb(None, exponent):
+                self.power_bombs.append((max(k - 1, 0), end))
+
+    def side(self, parse, i: int):
+        """``parse(i)`` as a fresh side of an equality: the depth and token bounds start over."""
+        self.depth, self.side_start = 0, i
+        return parse(i)
+
+    def _nested(self, parse, i: int):
+        if self.depth >= _MAX_PARSE_DEPTH:
+            raise _NoParse
+        self.depth += 1
+        try:
+            return parse(i)
+        finally:
+            self.depth -= 1
 
     def expression(self, i: int) -> tuple[float, int, bool]:
         """(value, next index, whether it holds an operation)."""
@@ -537,9 +682,12 @@ class _Parser:
         return value, i, computed, share or computed
 
     def _factor(self, i: int) -> tuple[float, int, bool, bool]:
+        start = i
         base, i, computed, share = self._unary(i)
         if (op := self.operator(i)) and op[0] == "^":
-            exponent, i, _, _ = self._factor(op[1])
+            exponent, i, _, _ = self._nested(self._factor, op[1])
+            if _power_is_bomb(base, exponent):
+                raise _PowerBomb(start, i)
             if abs(exponent) > 64 or (base == 0 and exponent < 0):
                 raise _NoParse
             power = base ** exponent
@@ -550,14 +698,16 @@ class _Parser:
 
     def _unary(self, i: int) -> tuple[float, int, bool, bool]:
         """(value, next index, holds an operation, is a share that "of" may multiply)."""
+        if i - self.side_start > _MAX_SIDE_TOKENS:
+            raise _NoParse
         if self.kind(i) == "op" and self.tokens[i].text in "-−":
-            value, i, computed, share = self._unary(i + 1)
+            value, i, computed, share = self._nested(self._unary, i + 1)
             return -value, i, computed, share
         if self.kind(i) == "num":
             token = self.tokens[i]
             return token.value, self._unit_end(i + 1), token.fraction, token.percent or token.fraction
         if self.kind(i) == "lp":
-            value, j, computed = self.expression(i + 1)
+            value, j, computed = self._nested(self.expression, i + 1)
             if self.kind(j) != "rp":
                 raise _NoParse
             return value, self._unit_end(j + 1), computed, computed
@@ -575,6 +725,14 @@ class _Parser:
         if j > i and ((continues and continues[0] != "^") or self.kind(j) in ("eq", "rp")):
             return j
         return i
+
+
+def _power_is_bomb(base: float | None, exponent: float) -> bool:
+    """An exponent above ``_MAX_EXPONENT``, or, for a known base, a power of more than
+    ``_MAX_POWER_DIGITS`` digits (or decimals)."""
+    if abs(exponent) > _MAX_EXPONENT:
+        return True
+    return bool(base) and abs(exponent) * abs(math.log10(abs(base))) > _MAX_POWER_DIGITS
 
 
 def _states_computation(left: _Side, right: _Side) -> bool:
@@ -617,9 +775,17 @@ class Statement:
     holds: bool
 
 
-def stated_computations(path: str) -> list[Statement]:
-    """Every computation ``path`` states as an equality, with whether it holds. Equalities between
-    bare numbers ("1 hour = 60 minutes") state no computation and are left out."""
+@dataclass(frozen=True)
+class _Reading:
+    statements: tuple[Statement, ...]
+    power_bombs: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)  # the form filter, the arithmetic filter and derives_answer read the same path
+def _read_computations(path: str) -> _Reading:
+    """The computations ``path`` states and the power bombs it holds; nothing for an over-long path."""
+    if too_long_to_check(path):
+        return _Reading((), ())
     plain = _latex_to_plain(path)
     parser = _Parser(_tokens(plain))
     statements = []
@@ -635,7 +801,22 @@ def stated_computations(path: str) -> list[Statement]:
             if _states_computation(left, right):
                 statements.append(Statement(" ".join(plain[left.start:right.end].split()), _agrees(left, right)))
         i = max(end, i + 1)
-    return statements
+    parser.read_exponents()
+    bombs = (" ".join(plain[parser.tokens[a].start:parser.tokens[b - 1].end].split()) for a, b in parser.power_bombs)
+    return _Reading(tuple(statements), tuple(dict.fromkeys(bombs)))
+
+
+def stated_computations(path: str) -> list[Statement]:
+    """Every computation ``path`` states as an equality, with whether it holds. Equalities between
+    bare numbers ("1 hour = 60 minutes") state no computation and are left out; a path longer than
+    ``MAX_PATH_CHARS`` is not read."""
+    return list(_read_computations(path).statements)
+
+
+def power_bombs(path: str) -> list[str]:
+    """The powers in ``path`` with an exponent above 1,000 or more than 1,000 digits ("(1/2)^{10^{10}}",
+    "2^{2^{2^{2^{2^{2}}}}}"): no worked solution needs one, and an exact evaluator would not return."""
+    return list(_read_computations(path).power_bombs)
 
 
 def derives_answer(path: str, example: Example) -> bool:
@@ -656,6 +837,9 @@ class ArithmeticFilter:
     name = "arithmetic"
 
     def check(self, path: str, example: Example) -> Verdict:
+        unread = too_long_to_check(path)
+        if unread:
+            return Verdict(self.name, False, unread)
         statements = stated_computations(path)
         false = [s.text for s in statements if not s.holds]
         if false:
@@ -794,6 +978,9 @@ class NumberSupportFilter:
     def check(self, path: str, example: Example) -> Verdict:
         if example.answer_type != "number":
             return Verdict(self.name, passed=True)
+        unread = too_long_to_check(path)
+        if unread:
+            return Verdict(self.name, False, unread)
         final = final_answer(path, example)
         if final is None:
             return Verdict(self.name, passed=True)
@@ -819,6 +1006,9 @@ class ChoiceSupportFilter:
     name = "choice_support"
 
     def check(self, path: str, example: Example) -> Verdict:
+        unread = too_long_to_check(path)
+        if unread:
+            return Verdict(self.name, False, unread)
         if example.answer_type == "letter" and example.choices:
             reason = self._choice_defect(path, example)
         elif example.answer_type == "yes_no":
@@ -879,7 +1069,7 @@ class ChoiceSupportFilter:
 
 
 _YES_NO_STANCE = re.compile(
-    r"answer\s*(?:is|:)\s*:?\s*(?:indeed\s+|clearly\s+|simply\s+)?\**(yes|no)\b(?!\s+or\b)"
+    r"answer\s*+(?:is|:)\s*+:?\s*+(?:indeed\s++|clearly\s++|simply\s++)?\**(yes|no)\b(?!\s+or\b)"
     r"|(?:^|[.!?:]\s+|\n|\b(?:so|therefore|thus|hence),?\s+)(?:[-*]\s*)?\**(yes|no)\b\**(?=[,.!:]|\s*$)",
     re.I | re.M)
 
