@@ -8,8 +8,8 @@ import pytest
 
 from regenesis.evals.example import Example
 from regenesis.evals.paired import (
-    Z_ALPHA, Z_POWER, MisalignedItems, PairedTable, compare_domain, compare_task, mcnemar_exact,
-    minimum_detectable_effect, outcomes_of, pair, raw_outcomes)
+    Z_ALPHA, Z_POWER, MisalignedItems, PairedTable, compare_domain, compare_runs, compare_task, mcnemar_exact,
+    minimum_detectable_effect, outcomes_of, pair, paired_table, raw_outcomes)
 
 
 def _simulated_table(rng, n, only_baseline, only_other, task="sim"):
@@ -117,3 +117,38 @@ def test_raw_outcomes_rederive_the_verdict_from_the_stored_output(tmp_path):
               "error": None, "error_kind": None, "finish_reason": "stop", "correct": True}
     (tmp_path / "t.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
     assert raw_outcomes(tmp_path, "t", [example]) == {"t/test/0": False}
+
+
+def _outcomes(pattern):
+    """{item id: correct} from a string of 1/0."""
+    return {f"i{k}": flag == "1" for k, flag in enumerate(pattern)}
+
+
+def test_compare_runs_pools_a_family_once_in_its_domain_average():
+    baseline = {"wordmath-l1": _outcomes("0000011111"), "bbh/a": _outcomes("0000"), "bbh/b": _outcomes("000000"),
+                "svamp": _outcomes("0011")}
+    other = {"wordmath-l1": _outcomes("1111011111"), "bbh/a": _outcomes("1100"), "bbh/b": _outcomes("000000"),
+             "svamp": _outcomes("0011")}
+    domains = {"wordmath-l1": "in", "bbh/a": "out", "bbh/b": "out", "svamp": "out"}
+    result = compare_runs(baseline, other, domains, labels=("base", "regenesis"))
+    assert list(result.tasks) == ["wordmath-l1", "bbh", "bbh/a", "bbh/b", "svamp"]
+    assert (result.tasks["bbh"].n, result.tasks["bbh"].c) == (10, 2)
+    assert result.averages["in"].delta == pytest.approx(40.0)
+    assert result.averages["out"].delta == pytest.approx((20.0 + 0.0) / 2)  # bbh pooled (2 of 10), svamp 0
+
+
+def test_compare_runs_refuses_different_tasks():
+    with pytest.raises(MisalignedItems, match="different tasks"):
+        compare_runs({"a": _outcomes("1")}, {"b": _outcomes("1")}, {})
+
+
+def test_paired_table_marks_only_the_differences_that_hold():
+    baseline = {"big": _outcomes("0" * 40), "small": _outcomes("0" * 40)}
+    other = {"big": _outcomes("1" * 10 + "0" * 30), "small": _outcomes("1" * 2 + "0" * 38)}
+    result = compare_runs(baseline, other, {"big": "in", "small": "in"}, labels=("base", "star"))
+    table = paired_table([result], {"in": "in-domain average"})
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    assert "Δ star − base (pts)" in rows["task"]
+    assert "+25.0" in rows["big"] and "✓" in rows["big"]
+    assert "+5.0" in rows["small"] and "✓" not in rows["small"]
+    assert "in-domain average" in rows

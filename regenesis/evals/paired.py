@@ -203,3 +203,95 @@ def minimum_detectable_effect(tables: Sequence[PairedTable]) -> float:
         middle = (low + high) / 2
         low, high = (middle, high) if shortfall(middle) > 0 else (low, middle)
     return high
+
+
+@dataclass
+class PairedResult:
+    """One model against a baseline: a comparison per task (a family of subtasks also pooled into one
+    line) and per domain average (``"in"``, ``"out"``), over the same lines the report averages."""
+
+    baseline: str
+    other: str
+    tasks: dict[str, Comparison]
+    averages: dict[str, Comparison]
+
+    def to_dict(self) -> dict:
+        return {"baseline": self.baseline, "other": self.other,
+                "tasks": {name: c.to_dict() for name, c in self.tasks.items()},
+                "averages": {domain: c.to_dict() for domain, c in self.averages.items()}}
+
+
+def compare_runs(baseline: Mapping[str, Outcomes], other: Mapping[str, Outcomes], domains: Mapping[str, str | None],
+                 labels: tuple[str, str] = ("base", "other"), resamples: int = RESAMPLES,
+                 seed: int = SEED) -> PairedResult:
+    """Compare two models' outcomes per task (``{task: {item id: correct}}``); ``domains`` maps a task to
+    ``"in"``/``"out"`` (or None), as ``EvalResult.scores`` give it. As in the report's macro average, the
+    subtasks of a family (``bbh/...``) are pooled into one line that counts once in its domain."""
+    from regenesis.evals.evaluate import family_of
+
+    if baseline.keys() != other.keys():
+        raise MisalignedItems(f"the two models were evaluated on different tasks: {sorted(baseline)} and {sorted(other)}")
+    tables = {task: pair(task, baseline[task], other[task]) for task in baseline}
+    families: dict[str, list[PairedTable]] = {}
+    for task, table in tables.items():
+        if family := family_of(task):
+            families.setdefault(family, []).append(table)
+    pooled = {family: PairedTable(family, sum(t.n for t in members), sum(t.b for t in members),
+                                  sum(t.c for t in members), sum(t.skipped for t in members))
+              for family, members in families.items() if len(members) > 1}
+    domain_of = {**{task: domains.get(task) for task in tables},
+                 **{family: _common({domains.get(t.task) for t in families[family]}) for family in pooled}}
+    headline = list(pooled.values()) + [t for task, t in tables.items() if family_of(task) not in pooled]
+    ordered: dict[str, PairedTable] = {}  # as the report orders them: a family's line before its subtasks
+    for task, table in tables.items():
+        if (family := family_of(task)) in pooled:
+            ordered.setdefault(family, pooled[family])
+        ordered[task] = table
+    comparisons = {name: compare_task(table, resamples, seed) for name, table in ordered.items()}
+    averages = {}
+    for domain in sorted({domain_of[t.task] for t in headline} - {None}):
+        members = [t for t in headline if domain_of[t.task] == domain and t.n]
+        if members:
+            averages[domain] = compare_domain(f"{domain} average", members, resamples, seed)
+    return PairedResult(labels[0], labels[1], comparisons, averages)
+
+
+def _common(values: set):
+    return values.pop() if len(values) == 1 else None
+
+
+def cell(comparison: Comparison) -> str:
+    """``+12.5 [3.1, 21.9] p=0.012 ✓``: the check mark when the difference holds at 95%."""
+    mark = " ✓" if comparison.holds else ""
+    return (f"{comparison.delta:+.1f} [{comparison.ci_low:+.1f}, {comparison.ci_high:+.1f}] "
+            f"p={comparison.p_value:.3g}{mark}")
+
+
+def detectable(comparison: Comparison) -> str:
+    return f"{comparison.minimum_detectable:.1f}" if math.isfinite(comparison.minimum_detectable) else "—"
+
+
+def paired_table(results: Sequence[PairedResult], average_names: Mapping[str, str] | None = None) -> str:
+    """Markdown: a row per task and per domain average; per comparison, ``Δ [95% CI] p`` and the smallest
+    change its items could detect. ``average_names`` names the average rows (``{"in": "in-domain average"}``)."""
+    names = average_names or {}
+    header = ["task"] + [column for r in results
+                         for column in (f"Δ {r.other} − {r.baseline} (pts)", f"detectable, {r.other} − {r.baseline}")]
+    keys = list(dict.fromkeys(key for r in results for key in r.tasks))
+    keys += list(dict.fromkeys(key for r in results for key in r.averages))
+    rows = []
+    for key in keys:
+        row = [names.get(key, key)]
+        for result in results:
+            found = result.tasks.get(key) or result.averages.get(key)
+            row += [cell(found), detectable(found)] if found else ["—", "—"]
+        rows.append(row)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n\n" + PAIRED_NOTE + "\n"
+
+
+PAIRED_NOTE = ("Δ in points on the items both models answered, [paired bootstrap 95% interval], p: exact McNemar "
+               "test for a task, sign-flip randomisation test for a domain average; ✓ where the difference holds "
+               "at 95% (p < 0.05 and the interval excludes 0). Detectable: the smallest change these items detect "
+               "with power 0.8 at α = 0.05, given the observed share of items on which the models disagree. A "
+               f"randomisation p-value is never below 1/{RESAMPLES + 1:,}, the resolution of its {RESAMPLES:,} draws.")
