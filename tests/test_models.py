@@ -1,19 +1,27 @@
 """Model spec resolution, its errors, and the real embedded model through DSPy."""
 
+import re
+import socket
+
 import dspy
 import pytest
+from dspy.utils.exceptions import is_retryable_lm_error
 
+from regenesis import redact
 from regenesis.models import (
     DEFAULT_MODEL,
     JSON_OVERHEAD_TOKENS,
     LlamaCppEngine,
+    ModelLoadError,
     ModelSpecError,
     TransformersEngine,
     adapter_for,
     bounded_strings,
+    error_kind,
     resolve_lm,
     sample_lms,
 )
+from tests.fake_server import FakeServer, Fault
 
 
 def test_no_spec_gives_the_embedded_default():
@@ -85,6 +93,85 @@ def test_missing_or_invalid_gguf_paths_are_named(tmp_path):
     fake.write_text("not a model")
     with pytest.raises(ModelSpecError, match="fake.gguf: not a GGUF file"):
         resolve_lm(str(fake))
+
+
+def test_a_truncated_or_damaged_gguf_is_refused_at_resolve_time(tmp_path):
+    with open(resolve_lm(None).engine.path, "rb") as source:
+        head = source.read(5_000_000)
+    (tmp_path / "cut.gguf").write_bytes(head)
+    with pytest.raises(ModelSpecError, match=r"cut.gguf: a truncated GGUF file \(5000000 bytes"):
+        resolve_lm(str(tmp_path / "cut.gguf"))
+    (tmp_path / "header.gguf").write_bytes(head[:100])
+    with pytest.raises(ModelSpecError, match="header.gguf: a damaged GGUF file"):
+        resolve_lm(str(tmp_path / "header.gguf"))
+
+
+def gguf_llama_cpp_refuses(path):
+    """A well-formed GGUF file of an architecture llama.cpp does not know."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "nosucharch")
+    writer.add_tensor("weight", np.zeros(4, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_model_llama_cpp_cannot_load_raises_model_load_error_naming_the_file(tmp_path):
+    lm = resolve_lm(str(gguf_llama_cpp_refuses(tmp_path / "odd.gguf")), num_retries=3)
+    with pytest.raises(ModelLoadError, match="odd.gguf: llama.cpp cannot load this model") as error:
+        lm("hello")
+    assert error_kind(error.value) == "model_load" and not is_retryable_lm_error(error.value)
+
+
+def test_a_folder_transformers_cannot_load_raises_model_load_error(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(ModelLoadError, match=re.escape(f"{tmp_path}: transformers cannot load this model")):
+        resolve_lm(str(tmp_path))("hello")
+
+
+def refused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("engine", ["auto", "litellm"])
+@pytest.mark.parametrize("fault, kind", [(Fault(status=500), "server_error"), (Fault(status=429), "rate_limit"),
+                                         (Fault(status=401), "auth"), (Fault(status=400), "bad_request"),
+                                         (Fault(close=True), "connection"), (Fault(delay=3.0), "timeout")])
+def test_error_kinds_of_real_failed_calls(fault, kind, engine):
+    with FakeServer(lambda body: fault) as server:
+        lm = resolve_lm("openai/m", api_base=server.url, num_retries=0, timeout=1, engine=engine, cache=False)
+        with pytest.raises(Exception) as error:
+            lm("hello")
+    assert error_kind(error.value) == kind
+
+
+def test_a_refused_connection_and_a_parse_failure_have_their_kinds():
+    lm = resolve_lm("openai/m", api_base=f"http://127.0.0.1:{refused_port()}/v1", num_retries=0, cache=False)
+    with pytest.raises(Exception) as refused:
+        lm("hello")
+    assert error_kind(refused.value) == "connection"
+    with FakeServer(lambda body: "no fields here") as server:
+        lm = resolve_lm("openai/m", api_base=server.url, num_retries=0, cache=False)
+        with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
+            with pytest.raises(Exception) as unparsed:
+                dspy.Predict("question -> answer")(question="?")
+    assert error_kind(unparsed.value) == "parse" and error_kind(ValueError("x")) == "other"
+
+
+def test_unknown_providers_are_refused_before_any_call():
+    with pytest.raises(ModelSpecError, match="unknown provider 'nosuchprovider'"):
+        resolve_lm("nosuchprovider/xyz")
+
+
+def test_a_given_api_key_is_registered_as_a_secret():
+    resolve_lm("openai/m", api_base="http://127.0.0.1:9/v1", api_key="given-secret-value")
+    assert redact.redact("the key given-secret-value was refused") == "the key [redacted] was refused"
 
 
 def test_a_local_server_that_is_down_fails_after_retries_naming_the_url():
