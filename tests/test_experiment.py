@@ -88,13 +88,13 @@ def test_a_tiny_experiment_reports_and_resumes_stage_by_stage(tmp_path):
 def test_bad_configs_name_the_problem(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[train]\ntask = "gsm8k-sample"\n[eval]\ntasks = ["gsm8k-sample"]\n[methods.x]\nmethod = "nope"\n')
-    with pytest.raises(BadInput, match=r"\[methods.x\] method 'nope'"):
+    with pytest.raises(BadInput, match=r"methods\.x\.method: 'nope' is not one of"):
         ExperimentConfig.load(bad)
     bad.write_text('[train]\ntask = "gsm8k-sample"\n[methods.star]\n')
     with pytest.raises(BadInput, match=r"\[eval\] section is missing"):
         ExperimentConfig.load(bad)
     bad.write_text('colour = "blue"\n')
-    with pytest.raises(BadInput, match="unknown keys"):
+    with pytest.raises(BadInput, match="colour: unknown key"):
         ExperimentConfig.load(bad)
     with pytest.raises(BadInput, match="no such config file"):
         ExperimentConfig.load(tmp_path / "missing.toml")
@@ -121,7 +121,7 @@ def test_the_example_configs_name_registered_tasks_and_methods(name):
     from regenesis.evals.tasks import TASKS
 
     config = ExperimentConfig.load(EXAMPLES / name)
-    tasks = (config.train.get("tasks") or [config.train["task"]]) + config.eval["tasks"]
+    tasks = config.train.task_names + config.eval.tasks
     assert all(task in TASKS for task in tasks), tasks
 
 
