@@ -20,7 +20,7 @@ from regenesis.runfiles import run_lock
 from tests.fake_server import Fault, FakeServer, fields_reply, last_user_text
 
 COT = SynthesisConfig(method="cot", generations=1, num_threads=1, hint_pass=False)
-FAKE_KEY = "sk-fake0123456789abcdefSECRET"
+FAKE_KEY = "hunter2-registered-key"  # not shaped like a key: hidden because resolve_lm registers it
 
 
 def plus_problems(path, n=2):
@@ -143,7 +143,7 @@ def test_a_key_echoed_by_the_provider_or_the_model_is_in_no_file_written(tmp_pat
         calls.append(body)
         if len(calls) == 1:
             return Fault(status=400, message=f"Incorrect API key provided: {FAKE_KEY}")
-        return fields_reply(body, {"reasoning": f"My key is {FAKE_KEY}. 1 + 1 = 2.", "answer": "2"})
+        return fields_reply(body, {"reasoning": f"My key is {FAKE_KEY}, and 1 + 1 = 2.", "answer": "2"})
 
     examples = load_task(str(plus_problems(tmp_path / "plus.jsonl", 1)), answer_type="number")
     out = tmp_path / "out"
@@ -182,7 +182,9 @@ def test_synthesize_reads_the_train_split_unless_told_otherwise(tmp_path):
                      "--limit", "1", "--model", "openai/split", "--api-base", server.url,
                      "--out", str(tmp_path / "out")]) == 0
     assert [p["problem_id"].split("/")[1] for p in problems_file(tmp_path / "out")] == ["train"]
-    assert json.loads((tmp_path / "out" / "run.json").read_text())["split"] == "train"
+    settings = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert settings["split"] == "train" and settings["model"] == f"openai/split@{server.url}"
+    assert settings["tasks"] == ["gsm8k-sample"] and settings["problems"] == 1 and settings["max_tokens"] == 1024
 
 
 def test_a_task_without_a_train_split_needs_split(tmp_path, capsys):

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from regenesis.evals.example import Example
 from regenesis.evals.matching import extract_answer, is_correct
 from regenesis.guidelines import Guideline
-from regenesis.models import adapter_for, describe
+from regenesis.models import adapter_for, is_in_process, model_identity
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, derives_answer, mentions_hint
 from regenesis.optimize.methods import Candidate, Failure, Method, ReGenesisBudget, Sampler, build_method
 from regenesis.optimize.store import FAILED, FINISHED, open_run
@@ -301,8 +301,8 @@ def run_settings(lm: dspy.LM, examples: Sequence[Example], method: Method, confi
 
     The problems are recorded by what they hold (a hash of ids, questions and gold answers, with their
     tasks, split, source and count), so a changed data file, split or ``--limit`` is caught however it
-    was made; the guidelines by a hash of their texts; the model by its name (fingerprinted for local
-    files), file, endpoint and token budget.
+    was made; the guidelines by a hash of their texts; the model by ``model_identity`` (the fingerprinted
+    name of a local model, the endpoint of a remote one), its file and its token budget.
     """
     problems = hashlib.sha256()
     for e in examples:
@@ -310,8 +310,8 @@ def run_settings(lm: dspy.LM, examples: Sequence[Example], method: Method, confi
     guidelines = (hashlib.sha256("\n".join(f"{g.name}: {g.text}" for g in method.guidelines).encode()).hexdigest()
                   if method.guidelines else None)
     return {
-        "model": describe(lm),
-        "api_base": lm.kwargs.get("api_base"),
+        "model": model_identity(lm),
+        "model_file": lm.engine.path if is_in_process(lm) else None,
         "max_tokens": lm.kwargs.get("max_tokens"),
         "adapter": type(adapter).__name__,
         "tasks": sorted({e.task for e in examples}),
