@@ -1,6 +1,7 @@
 """The bootstrap loop's filtering, hint handling, cap and resume, proven with scripted models."""
 
 import json
+from dataclasses import replace
 
 import dspy
 import pytest
@@ -187,6 +188,7 @@ def test_run_json_records_what_determines_the_output_and_a_changed_question_is_r
     assert len(settings["guidelines_sha256"]) == 64 and settings["adapter"] == "ChatAdapter"
     assert settings["model"] == "dummy" and settings["method"] == "regenesis"
     edited = [Example(id="t/1", question="What is 1 plus 2?", gold="3", answer_type="number", task="t")]
+    synthesize(lm, PROBLEMS[:1], tmp_path, replace(config, num_threads=2), progress=False)  # only faster
     with pytest.raises(BadInput, match="problems_sha256"):
         synthesize(lm, edited, tmp_path, config, progress=False)
     with pytest.raises(BadInput, match="guidelines_sha256"):

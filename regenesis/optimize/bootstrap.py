@@ -320,7 +320,8 @@ def run_settings(lm: dspy.LM, examples: Sequence[Example], method: Method, confi
         "problems": len(examples),
         "problems_sha256": problems.hexdigest(),
         "guidelines_sha256": guidelines,
-        **asdict(config),
+        # threads change how fast, not what: every sample has its own rollout id
+        **{key: value for key, value in asdict(config).items() if key != "num_threads"},
     }
 
 
