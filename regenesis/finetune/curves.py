@@ -7,10 +7,10 @@ A checkpoint folder holds ``training_log.jsonl`` (one record per logged step, as
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from regenesis.charts import pyplot, save_png
 from regenesis.runfiles import read_jsonl, write_jsonl
 
 LOG_FILE = "training_log.jsonl"
@@ -36,11 +36,9 @@ def read_training_log(folder: str | Path) -> list[dict]:
 def curves_chart(runs: Mapping[str, list[dict]], path_png: str | Path) -> Path:
     """Loss (top) and learning rate (bottom) against the step, one column per run; the loss axes are
     shared so that runs compare at a glance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
 
     columns = max(1, len(runs))
     figure, axes = plt.subplots(2, columns, figsize=(4.5 * columns, 5.5), sharex="col", sharey="row",
@@ -58,10 +56,4 @@ def curves_chart(runs: Mapping[str, list[dict]], path_png: str | Path) -> Path:
     axes[0][0].set_ylabel("training loss")
     axes[1][0].set_ylabel("learning rate")
     figure.tight_layout()
-    path_png = Path(path_png)
-    path_png.parent.mkdir(parents=True, exist_ok=True)
-    partial = path_png.with_name(f".{path_png.name}.tmp")  # renamed when whole: a kill leaves no torn PNG
-    figure.savefig(partial, dpi=110, format="png")
-    plt.close(figure)
-    os.replace(partial, path_png)
-    return path_png
+    return save_png(figure, path_png)
