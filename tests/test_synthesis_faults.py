@@ -192,3 +192,12 @@ def test_a_task_without_a_train_split_needs_split(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("error: --split: bbh-sample/navigate has no train split") and error.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_help_gives_the_exit_codes_and_what_the_hinted_pass_adds_to_the_budget(capsys):
+    with pytest.raises(SystemExit):
+        main(["synthesize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit codes: 0 success, 1 a failure during the run (model errors, failed problems)" in text
+    assert "rerun the same command to resume it and to retry the problems that failed" in text
+    assert "14 generations, and up to as many again in the hinted pass" in text

@@ -14,19 +14,14 @@ from regenesis.errors import BadInput
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
 
 
-TRAIN_SPLIT = "train"
-EXIT_CODES = ("Exit codes: 0 every problem finished; 1 some problem failed (its model calls failed after DSPy's "
-              "retries: the report counts it by kind, and running the same command again retries it) or the run "
-              "stopped on an error; 2 bad usage or bad input (before any model call).")
-
-
 def register(commands) -> None:
     parser = commands.add_parser("synthesize", help="synthesize reasoning paths and keep the right ones as training rows",
-                                 description=__doc__, epilog=EXIT_CODES)
+                                 description=__doc__)
     parser.add_argument("--method", default="regenesis", choices=METHOD_NAMES)
     add_model_options(parser)
     add_task_options(parser)
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (rerun the same command to resume)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder (rerun the same command to resume it and to retry the problems that failed)")
     budget = parser.add_argument_group("budget")
     budget.add_argument("--preset", default="default", choices=["default", "paper"],
                         help="default: 4 guideline sets per problem (regenesis: 14 generations, and up to as many "
@@ -84,20 +79,6 @@ def config_from_args(args):
                   temperature=args.temperature, top_p=args.top_p, num_threads=args.num_threads, filters=filters)
 
 
-def training_split(task: str) -> str | None:
-    """The split ``synthesize`` reads when ``--split`` is not given: a registered task's train split
-    (never the split it is evaluated on); a user dataset's own default."""
-    from regenesis.evals.tasks import TASKS
-
-    spec = TASKS.get(task)
-    if spec is None:
-        return None
-    if TRAIN_SPLIT not in spec.splits:
-        raise BadInput(f"--split: {task} has no train split (its splits: {', '.join(spec.splits)}); name the "
-                       "split to synthesize from with --split")
-    return TRAIN_SPLIT
-
-
 def run(args) -> int:
     from regenesis.guidelines import load_guidelines
     from regenesis.models import resolve_lm
@@ -107,8 +88,6 @@ def run(args) -> int:
         raise BadInput("--label-free applies to --method regenesis (lmsi is label-free already)")
     config = config_from_args(args)
     guidelines = load_guidelines(args.guidelines) if args.guidelines else None
-    if args.split is None:
-        args.split = training_split(args.task)
     examples = examples_from_args(args)
     extra = {"max_tokens": args.max_tokens} if args.max_tokens else {}
     lm = resolve_lm(args.model, api_base=args.api_base, api_key=args.api_key, **extra)
