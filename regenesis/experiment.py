@@ -16,7 +16,10 @@ identity, settings, the problems, the fingerprints of the stages it builds on), 
 in the stage's ``stage.json``. A rerun skips a finished stage whose fingerprint is unchanged, resumes an
 unfinished one inside (synthesis and evaluation skip finished problems; training resumes from its last
 checkpoint), and recomputes a stage whose fingerprint changed, and so every stage after it, after
-moving the old output aside to ``<folder>.stale-<time>``.
+moving the old output aside to ``<folder>.stale-<time>``. A stage some of whose model calls failed stays
+unfinished and stops the run (``StageFailed``); the rerun retries only what failed. One run at a time
+holds ``OUT`` (``runfiles.run_lock``); a config's keys and value types are checked, and its tasks and
+models resolved, before anything is written or any model is called.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ COUNT = {"minimum": 1}  # field metadata: a whole number ≥ 1
 # The synthesis keys a [methods.<label>] table does not take: the budget's fields sit in the table itself,
 # the filters in its own [methods.<label>.filters] table, and the thread count is the experiment's.
 NOT_METHOD_KEYS = ("regenesis", "filters", "num_threads")
+
+
+class StageFailed(RuntimeError):
+    """A stage some of whose model calls failed: it stays unfinished, and a rerun retries what failed."""
 
 
 # -- the TOML schema ---------------------------------------------------------------------------------
@@ -498,6 +505,9 @@ class Experiment:
         result = evaluate(lm, examples, raw_dir=stage.folder / "raw", num_threads=self.config.num_threads,
                           progress=self.progress, domains=self.domains(), settings={"label": label})
         json_path, _ = write_results(result, stage.folder / "results.json")
+        if result.errors:
+            raise StageFailed(f"{stage.name}: {result.errors} problems ended in a model error "
+                              f"({json.dumps(result.error_kinds())}); rerun the same command to ask them again")
         return self.finish(stage, started, results=str(json_path), model=spec)
 
     def synthesize(self, folder: Path, label: str, config: SynthesisConfig, generator: str | None, examples,
@@ -516,6 +526,9 @@ class Experiment:
                       highlight=False)
         started = time.perf_counter()
         report = synthesize(lm, examples, folder, config, guidelines=guidelines, progress=self.progress)
+        if report["failed"]:
+            raise StageFailed(f"{stage.name}: {report['failed']} problems failed ({json.dumps(report['failed_by_kind'])}); "
+                              "rerun the same command to retry them")
         return self.finish(stage, started, report=report)
 
     def finetune(self, folder: Path, data: Path, base: str | None, label: str, after: dict[str, str]) -> dict:

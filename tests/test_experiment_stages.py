@@ -19,9 +19,9 @@ import pytest
 
 from regenesis.cli import main
 from regenesis.errors import BadInput
-from regenesis.experiment import STAGE_FILE, run_experiment
+from regenesis.experiment import STAGE_FILE, StageFailed, run_experiment
 from regenesis.runfiles import read_jsonl, run_lock
-from tests.fake_server import FakeServer, fields_reply, last_user_text, output_fields
+from tests.fake_server import Fault, FakeServer, fields_reply, last_user_text, output_fields
 
 PROBLEMS = [(f"What is {a} + {b}?", a + b) for a, b in [(2, 3), (4, 4), (10, 3), (6, 1), (7, 2), (5, 5)]]
 
@@ -161,6 +161,30 @@ def test_training_on_evaluation_questions_is_warned_about_and_reported(tmp_path)
     assert "train task" in warning and "3 of its 3 questions are in eval task" in warning
     assert warning in (tmp_path / "out" / "report.md").read_text()
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["train_on_eval"] == [warning]
+
+
+def test_a_stage_whose_model_calls_failed_stays_unfinished_and_the_rerun_retries_it(tmp_path, capsys):
+    server_broken = True
+
+    def flaky(body):
+        if server_broken and output_fields(body) and "4 + 4" in last_user_text(body):
+            return Fault(status=400)
+        return wrong(body)
+
+    out = tmp_path / "out"
+    data = out / "round-1" / "cot" / "data"
+    with FakeServer(flaky) as server:
+        config = write_config(tmp_path, server, unique_model())
+        assert main(["experiment", str(config), "--out", str(out), "--quiet"]) == 1
+        assert "synthesize cot: 1 problems failed" in " ".join(capsys.readouterr().err.split())
+        assert json.loads((data / STAGE_FILE).read_text())["finished"] is None and not (out / "report.md").exists()
+        with pytest.raises(StageFailed):
+            run_experiment(config, out, progress=False)
+        server_broken = False
+        resumed = run_experiment(config, out, progress=False)
+    assert resumed.skipped == ["eval base"] and resumed.ran == ["synthesize cot"]
+    report = json.loads((out / "summary.json").read_text())["synthesis"]["cot"]
+    assert report["problems"] == 3 and report["failed"] == 0
 
 
 BAD_INPUTS = [  # (what the config gets instead, the TOML key the error must name)
