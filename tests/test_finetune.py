@@ -2,6 +2,7 @@
 steps (loss falls, the checkpoint answers as a model spec), resume after an interruption, the DSPy provider."""
 
 import json
+import sys
 from pathlib import Path
 
 import dspy
@@ -122,6 +123,23 @@ def test_an_unknown_gguf_type_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(BadInput, match="unknown GGUF type 'q3_x'"):
         export_gguf(tmp_path, "q3_x")
+
+
+def test_export_without_the_installed_converter_names_the_make_target(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "an-environment-without-it"))
+    with pytest.raises(BadInput, match="converter is not installed .* run `make converter`"):
+        export_gguf(tmp_path, "q8_0")
+    assert not (tmp_path / "gguf").exists()
+
+
+@pytest.mark.model
+def test_a_checkpoint_exports_to_gguf_with_the_installed_converter_and_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # nothing may come from a package index at run time
+    ckpt = finetune(shortest_rows(tmp_path, 2), None, tmp_path / "ckpt", max_steps=1, **TINY)
+    gguf = export_gguf(ckpt, "q8_0")
+    assert gguf == ckpt / "gguf" / "model-q8_0.gguf"
+    assert resolve_lm(str(gguf), max_tokens=16)("Say hello.")[0].strip()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Export a checkpoint to GGUF for llama.cpp (about 6x faster decoding than transformers on a CPU).
 
 The converter is llama.cpp's own ``convert_hf_to_gguf.py``: it knows every architecture llama.cpp
-runs. It ships only in llama.cpp's sources, so on first use we fetch the source package of the
-installed llama-cpp-python (the same llama.cpp revision as the runtime that will load the file) from
-the package index with pip, and keep just the converter under ``$REGENESIS_CACHE/llama.cpp/<version>``.
-Offline, pass ``llama_cpp_source`` (a llama.cpp checkout). f32/f16/bf16/q8_0 come from the converter
-directly; the k-quants (Q4_K_M, Q5_K_M, Q6_K …) from an f16 file through ``llama_model_quantize``.
+runs. It ships only in llama.cpp's sources, so ``make converter`` (part of ``make install``) downloads
+the source package of the pinned llama-cpp-python (the same llama.cpp revision as the runtime that will
+load the file), has pip check it against the sha256 in ``requirements/llama-cpp-python-source.txt``, and
+keeps just the converter inside the environment (``converter_dir()``). Nothing is fetched at run time;
+``llama_cpp_source`` (a llama.cpp checkout) takes the converter from elsewhere. f32/f16/bf16/q8_0 come
+from the converter directly; the k-quants (Q4_K_M, Q5_K_M, Q6_K …) from an f16 file through
+``llama_model_quantize``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from pathlib import Path
 from rich.console import Console
 
 from regenesis.errors import BadInput
-from regenesis.finetune.base import cache_root
 from regenesis.finetune.chat_template import without_generation_markers
 
 console = Console(stderr=True)
@@ -40,9 +41,9 @@ def export_gguf(ckpt: str | Path, quant: str = "q8_0", *, llama_cpp_source: str 
     if not (ckpt / "config.json").is_file():
         raise BadInput(f"{ckpt}: not a model folder (no config.json); pass a `regenesis finetune` checkpoint")
     quant = _quant_name(quant)
+    converter = _converter(llama_cpp_source)
     target = ckpt / "gguf" / f"model-{quant}.gguf"
     target.parent.mkdir(exist_ok=True)
-    converter = _converter(llama_cpp_source)
     with _staged(ckpt) as folder, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         if quant in CONVERTER_TYPES:
             _convert(converter, folder, target, quant, ckpt.resolve().name)
@@ -122,38 +123,44 @@ def _native_stderr_to(path: Path):
             os.close(saved)
 
 
+def converter_dir() -> Path:
+    """Where ``make converter`` puts the converter of the installed llama-cpp-python: inside the environment."""
+    return Path(sys.prefix) / "share" / "regenesis" / f"llama.cpp-{metadata.version('llama-cpp-python')}"
+
+
 def _converter(llama_cpp_source: str | Path | None) -> Path:
     if llama_cpp_source is not None:
         script = Path(llama_cpp_source).expanduser() / "convert_hf_to_gguf.py"
         if not script.is_file():
             raise BadInput(f"{llama_cpp_source}: not a llama.cpp source folder (no convert_hf_to_gguf.py)")
         return script
+    script = converter_dir() / "convert_hf_to_gguf.py"
+    if not script.is_file():
+        raise BadInput(f"llama.cpp's GGUF converter is not installed ({script} is missing): run `make converter`, "
+                       "or pass a llama.cpp checkout with --llama-cpp DIR")
+    return script
+
+
+def install_converter(archive: Path) -> Path:
+    """Extract the converter from a llama-cpp-python source archive into ``converter_dir()``.
+
+    The archive must be of the installed version: the converter writes files that runtime reads.
+    """
     version = metadata.version("llama-cpp-python")
-    root = cache_root() / "llama.cpp" / version
-    if not (root / "convert_hf_to_gguf.py").is_file():
-        _fetch_converter(version, root)
-    return root / "convert_hf_to_gguf.py"
-
-
-def _fetch_converter(version: str, root: Path) -> None:
-    console.print(f"Fetching llama.cpp's GGUF converter from the llama-cpp-python {version} source package "
-                  "(once, about 75 MB)", highlight=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        download = subprocess.run(
-            [sys.executable, "-m", "pip", "download", f"llama-cpp-python=={version}", "--no-deps",
-             "--no-binary", ":all:", "--dest", tmp, "--quiet"], capture_output=True, text=True)
-        archives = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
-        if download.returncode != 0 or not archives:
-            raise RuntimeError("could not download the llama-cpp-python source package with pip "
-                               f"({download.stderr.strip()[-500:]}); pass a llama.cpp checkout instead "
-                               "(--llama-cpp DIR)")
-        staging = Path(tmp) / "converter"
-        with tarfile.open(archives[0]) as archive:
-            for member in archive.getmembers():
-                _, _, inside = member.name.partition("/vendor/llama.cpp/")
-                if inside.startswith(CONVERTER_FILES) and member.isfile():
-                    member.name = inside
-                    archive.extract(member, staging, filter="data")
-        root.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.move(staging, root)
+    if archive.name != f"llama_cpp_python-{version}.tar.gz":
+        raise BadInput(f"{archive}: not the source of the installed llama-cpp-python {version}; pin the same "
+                       "version in requirements/constraints.txt and requirements/llama-cpp-python-source.txt")
+    root = converter_dir()
+    staging = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    with tarfile.open(archive) as source:
+        for member in source.getmembers():
+            _, _, inside = member.name.partition("/vendor/llama.cpp/")
+            if inside.startswith(CONVERTER_FILES) and member.isfile():
+                member.name = inside
+                source.extract(member, staging, filter="data")
+    if not (staging / "convert_hf_to_gguf.py").is_file():
+        raise BadInput(f"{archive}: holds no vendor/llama.cpp/convert_hf_to_gguf.py")
+    shutil.rmtree(root, ignore_errors=True)
+    staging.rename(root)
+    return root
