@@ -39,13 +39,14 @@ def register(commands) -> None:
 
     export = commands.add_parser(
         "export-gguf", help="export a fine-tuned checkpoint to GGUF for llama.cpp (faster local decoding)",
-        description="Write CKPT/gguf/model-QUANT.gguf with llama.cpp's own converter (fetched once from the "
-                    "llama-cpp-python source package) and quantizer.")
+        description="Write CKPT/gguf/model-QUANT.gguf with llama.cpp's own converter (installed by `make install` "
+                    "from the pinned, hash-checked llama-cpp-python source package; nothing is downloaded here) "
+                    "and quantizer.")
     export.add_argument("ckpt", metavar="CKPT", help="a `regenesis finetune` checkpoint (or any HF model folder)")
     export.add_argument("--quant", default="q8_0",
                         help="q8_0 (default), f16, bf16, f32, or a llama.cpp quantization such as Q4_K_M")
     export.add_argument("--llama-cpp", default=None, metavar="DIR",
-                        help="a llama.cpp source checkout to take the converter from (offline use)")
+                        help="a llama.cpp source checkout to take the converter from instead")
     export.set_defaults(run=run_export)
 
 
