@@ -54,6 +54,7 @@ def test_hint_pass_never_leaks_the_hint_into_a_kept_row(tmp_path):
     assert len(kept) == 1 and kept[0]["meta"]["hinted"] is True
     assert report["solved_without_hint"] == 0 and report["solved_with_hint"] == 1
     assert report["dropped"]["hint_leak"] == 1
+    assert (report["planned_generations_per_problem"], report["planned_generations_with_hint_pass"]) == (2, 4)
     for row in kept:
         text = json.dumps(row["messages"]).lower()
         assert "given answer" not in text and "correct_answer" not in text and "hint" not in text
@@ -70,6 +71,7 @@ def test_no_hint_pass_when_turned_off(tmp_path):
     config = SynthesisConfig(method="star", generations=2, num_threads=1, hint_pass=False)
     report, out = run(tmp_path, [WRONG, WRONG, SOUND, SOUND], config)
     assert rows(out) == [] and report["solved_with_hint"] == 0 and report["generations"] == 2
+    assert report["planned_generations_with_hint_pass"] == 2
 
 
 def test_the_cap_per_problem_holds(tmp_path):

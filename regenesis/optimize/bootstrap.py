@@ -272,7 +272,7 @@ def cost_report(problems: list[dict], method: Method, config: SynthesisConfig, s
         "cached_generations": sum(p["cached_generations"] for p in problems),
         "failed_calls": sum(p["failed_calls"] for p in problems),
         "planned_generations_per_problem": planned,
-        "most_generations_per_problem": planned * (2 if config.hint_pass and method.supports_hint else 1),
+        "planned_generations_with_hint_pass": planned * (2 if config.hint_pass and method.supports_hint else 1),
         "prompt_tokens": sum(p["prompt_tokens"] for p in problems),
         "completion_tokens": sum(p["completion_tokens"] for p in problems),
         "generations_per_kept_row": round(generations / kept, 2) if kept else None,
