@@ -355,6 +355,19 @@ def test_malformed_jsonl_names_the_line(tmp_path):
         load_task(str(tmp_path / "d.jsonl"), answer_type="number")
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+def test_a_data_file_that_is_not_utf8_names_the_file_and_line(tmp_path, suffix, capsys):
+    rows = {".jsonl": '{"question": "a", "answer": 1}\n{"question": "caf\xe9", "answer": 2}\n',
+            ".json": '[{"question": "a", "answer": 1},\n {"question": "caf\xe9", "answer": 2}]\n',
+            ".csv": 'question,answer\ncaf\xe9,2\n'}[suffix]
+    path = tmp_path / f"latin1{suffix}"
+    path.write_bytes(rows.encode("latin-1"))
+    with pytest.raises(BadInput, match=rf"latin1{suffix}:2: not UTF-8 text \(byte 0xe9\)"):
+        load_task(str(path), answer_type="number")
+    assert main(["tasks", "show", str(path), "--answer-type", "number"]) == 2
+    assert f"latin1{suffix}:2: not UTF-8 text" in capsys.readouterr().err
+
+
 def test_wrong_format_for_a_registered_task(tmp_path):
     write_jsonl(tmp_path / "test.jsonl", [{"prompt": "x"}])
     with pytest.raises(BadInput, match=r"test.jsonl:1: not gsm8k data: no field 'answer'; the fields are: prompt"):

@@ -230,7 +230,7 @@ class ASDiv(Loader):
         folds = sorted((folder / "nfolds" / "asdiv-a").glob("fold*.txt"))
         if not folds:
             raise BadInput(f"{folder}: the split 'asdiv-a' needs nfolds/asdiv-a/fold*.txt next to ASDiv.xml")
-        return {line.strip() for path in folds for line in path.read_text().splitlines() if line.strip()}
+        return {line.strip() for path in folds for line in open_text(path) if line.strip()}
 
 
 class SVAMP(Loader):

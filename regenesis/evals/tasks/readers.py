@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -91,10 +92,17 @@ def read_parquet(path: Path) -> Iterator[Row]:
         yield Row(f"{path}: row {index + 1}", index, record)
 
 
-def open_text(path: Path, newline: str | None = None):
+def open_text(path: Path, newline: str | None = None) -> io.StringIO:
+    """The file's text, decoded up front: a file that is not UTF-8 is bad input naming the line at fault."""
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
-    return open(path, encoding="utf-8-sig", newline=newline)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise BadInput(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8") from None
+    return io.StringIO(text, newline=newline)
 
 
 def _as_record(record, path: Path, line: int) -> dict:
