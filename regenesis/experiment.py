@@ -170,11 +170,12 @@ class TableReader:
             if section not in data:
                 raise BadInput(f"{self.source}: the [{section}] section is missing")
         scalars = {key: value for key, value in data.items() if key not in ("train", "eval", "methods", "finetune")}
-        num_threads = scalars.get("num_threads", 2)
-        methods = {label: self.method(label, table, num_threads) for label, table in data["methods"].items()}
-        return ExperimentConfig(train=self.train(data["train"]), eval=self.eval(data["eval"]), methods=methods,
-                                finetune=self.finetune(data.get("finetune", {})),
-                                **{"name": self.source.stem, **scalars}, source=self.source, text=text)
+        config = ExperimentConfig(train=self.train(data["train"]), eval=self.eval(data["eval"]), methods={},
+                                  finetune=self.finetune(data.get("finetune", {})),
+                                  **{"name": self.source.stem, **scalars}, source=self.source, text=text)
+        config.methods = {label: self.method(label, table, config.num_threads)
+                          for label, table in data["methods"].items()}
+        return config
 
     def train(self, table: dict) -> TrainSection:
         train = TrainSection(**self.check(table, "train", schema(TrainSection)))
@@ -188,10 +189,8 @@ class TableReader:
             raise self.fail("eval", 'needs tasks = ["..."]')
         return evaluation
 
-    def method(self, label: str, table: Any, num_threads: int) -> SynthesisConfig:
+    def method(self, label: str, table: dict, num_threads: int) -> SynthesisConfig:
         key = f"methods.{label}"
-        if not isinstance(table, dict):
-            raise self.fail(key, f"expected a table, got {table!r}")
         hints = {**schema(SynthesisConfig, without=NOT_METHOD_KEYS, minimum=0),
                  **schema(ReGenesisBudget, minimum=0), "preset": (str, None), "filters": (dict, None)}
         settings = self.check(table, key, hints)
@@ -229,7 +228,7 @@ class TableReader:
             kind, minimum = hints[key]
             if not conforms(value, kind):
                 raise self.fail(f"{prefix}{key}", f"expected {type_name(kind)}, got {value!r}")
-            if minimum is not None and isinstance(value, (int, float)) and value < minimum:
+            if minimum is not None and conforms(value, float) and value < minimum:
                 raise self.fail(f"{prefix}{key}", f"must be at least {minimum}, got {value!r}")
         return {key: tuple(value) if typing.get_origin(hints[key][0]) is tuple else value
                 for key, value in table.items()}
@@ -266,7 +265,7 @@ def conforms(value: Any, kind: Any) -> bool:
     return isinstance(value, kind)
 
 
-TYPE_NAMES = {bool: ("true or false", "trues or falses"), int: ("a whole number", "whole numbers"),
+TYPE_NAMES = {bool: ("true or false", "true or false values"), int: ("a whole number", "whole numbers"),
               float: ("a number", "numbers"), str: ("a string", "strings")}
 
 

@@ -74,13 +74,14 @@ def test_a_tiny_experiment_reports_and_resumes_stage_by_stage(tmp_path):
     timed = report.split("## Time per stage")[1]
     assert "| `eval/base` |" in timed and "| `round-1/star/data` |" in timed
 
-    # Interrupted after the synthesis: the tuned model's evaluation never finished.
+    # Interrupted after the synthesis: the tuned model's evaluation never finished (its stage.json says so).
     (out / "report.md").unlink()
     if synthesis["kept_rows"]:
-        (out / "eval" / "star" / "stage.json").unlink()
+        marker = out / "eval" / "star" / "stage.json"
+        marker.write_text(json.dumps({**json.loads(marker.read_text()), "finished": None}))
     second = run_experiment(config, out, progress=False)
     assert "eval base" in second.skipped and "synthesize star" in second.skipped
-    assert second.ran == (["eval star"] if synthesis["kept_rows"] else [])
+    assert second.ran == (["eval star"] if synthesis["kept_rows"] else []) and second.recomputed == []
     results_part = report.split("## Time per stage")[0]
     assert (out / "report.md").read_text().split("## Time per stage")[0] == results_part
 

@@ -154,6 +154,18 @@ def test_a_changed_evaluation_setting_recomputes_the_evaluation_and_not_the_synt
     assert summary["stages"]["eval base"] == json.loads((out / "eval" / "base" / STAGE_FILE).read_text())["fingerprint"]
 
 
+def test_a_stage_finished_by_an_older_regenesis_without_a_fingerprint_is_recomputed(tmp_path):
+    out = tmp_path / "out"
+    (out / "eval" / "base").mkdir(parents=True)
+    (out / "eval" / "base" / STAGE_FILE).write_text('{"finished": "2026-01-01T00:00:00", "seconds": 1.0}')
+    with FakeServer(wrong) as server:
+        experiment = run_experiment(write_config(tmp_path, server, unique_model()), out, progress=False)
+    assert experiment.ran == ["eval base", "synthesize cot"]
+    assert experiment.recomputed[0].startswith("eval base: was made by an older regenesis that recorded no fingerprint")
+    (stale,) = stale_folders(out / "eval" / "base")
+    assert json.loads((stale / STAGE_FILE).read_text())["seconds"] == 1.0
+
+
 def test_training_on_evaluation_questions_is_warned_about_and_reported(tmp_path):
     with FakeServer(wrong) as server:
         experiment = run_experiment(write_config(tmp_path, server, unique_model()), tmp_path / "out", progress=False)
