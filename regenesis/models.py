@@ -692,7 +692,7 @@ def describe(lm: dspy.LM) -> str:
     engine = getattr(lm, "engine", None)
     if isinstance(engine, _InProcessEngine):
         return f"{lm.model} ({type(engine).__name__}: {engine.path})"
-    return lm.model
+    return model_identity(lm)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """`regenesis models`: the embedded models and the accepted model spec forms."""
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from regenesis.models import EMBEDDED_MODELS, SPEC_FORMS
+from regenesis.models import EMBEDDED_MODELS, SPEC_FORMS, ModelSpecError
 
 
 def register(commands) -> None:
@@ -20,14 +21,14 @@ def run(args) -> int:
     for model in EMBEDDED_MODELS.values():
         try:
             installed = "yes" if model.path().is_file() else "no"
-        except Exception:
+        except ModelSpecError:  # its package is not installed
             installed = "no"
-        embedded.add_row(model.name, model.filename, installed, model.description)
+        embedded.add_row(*map(escape, (model.name, model.filename, installed, model.description)))
     console.print(embedded)
     forms = Table(title="Accepted --model forms")
     forms.add_column("form")
     forms.add_column("meaning")
     for form, meaning in SPEC_FORMS:
-        forms.add_row(form, meaning)
+        forms.add_row(escape(form), escape(meaning))
     console.print(forms)
     return 0
