@@ -270,7 +270,8 @@ def format_debris(reasoning: Sequence[str]) -> str:
 
 
 # Hostile shapes: none belongs in a training row, and each can break what reads or prints the row.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # ANSI escapes, bidi overrides
+# Control characters but tab and line breaks (ANSI escapes start with \x1b), and bidirectional overrides.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _MARKUP_TAG = re.compile(r"(?<!\\)\[(/?)([a-z#@][^\[\]\n]{0,100})?\]")  # rich's tag syntax: [bold red], [/], [link=...]
 _BRACKET = re.compile(r"[()\[\]{}]")
 _MAX_NESTING = 12
@@ -290,6 +291,9 @@ def console_markup(text: str) -> str | None:
 
 
 def _is_style(tag: str) -> bool:
+    """Whether rich reads ``tag`` as a style, a link (``link=...``) or an action (``@click``)."""
+    if tag.startswith("@") or tag.partition("=")[0].strip() == "link":
+        return True
     try:
         Style.parse(tag)
     except StyleSyntaxError:
