@@ -150,7 +150,8 @@ def _comparison(name, tables, low, high, p_value, test) -> Comparison:
     return Comparison(name=name, n=sum(t.n for t in tables), delta=100 * _macro_delta(tables),
                       ci_low=100 * low, ci_high=100 * high, p_value=p_value, test=test,
                       b=sum(t.b for t in tables), c=sum(t.c for t in tables),
-                      skipped=sum(t.skipped for t in tables), minimum_detectable=100 * minimum_detectable_effect(tables))
+                      skipped=sum(t.skipped for t in tables),
+                      minimum_detectable=100 * minimum_detectable_effect(tables))
 
 
 def _macro_delta(tables: Sequence[PairedTable]) -> float:
@@ -230,7 +231,8 @@ def compare_runs(baseline: Mapping[str, Outcomes], other: Mapping[str, Outcomes]
     from regenesis.evals.evaluate import family_of
 
     if baseline.keys() != other.keys():
-        raise MisalignedItems(f"the two models were evaluated on different tasks: {sorted(baseline)} and {sorted(other)}")
+        raise MisalignedItems(f"the two models were evaluated on different tasks: {sorted(baseline)} "
+                              f"and {sorted(other)}")
     tables = {task: pair(task, baseline[task], other[task]) for task in baseline}
     families: dict[str, list[PairedTable]] = {}
     for task, table in tables.items():
@@ -275,8 +277,9 @@ def paired_table(results: Sequence[PairedResult], average_names: Mapping[str, st
     """Markdown: a row per task and per domain average; per comparison, ``Δ [95% CI] p`` and the smallest
     change its items could detect. ``average_names`` names the average rows (``{"in": "in-domain average"}``)."""
     names = average_names or {}
-    header = ["task"] + [column for r in results
-                         for column in (f"Δ {r.other} − {r.baseline} (pts)", f"detectable, {r.other} − {r.baseline}")]
+    header = ["task"]
+    for r in results:
+        header += [f"Δ {r.other} − {r.baseline} (pts)", f"detectable, {r.other} − {r.baseline}"]
     keys = list(dict.fromkeys(key for r in results for key in r.tasks))
     keys += list(dict.fromkeys(key for r in results for key in r.averages))
     rows = []
