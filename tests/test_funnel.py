@@ -12,7 +12,7 @@ from regenesis.evals.tasks import load_task
 from regenesis.models import resolve_lm
 from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
 from regenesis.optimize.methods import ReGenesisBudget
-from tests.fake_server import FakeServer, fields_reply, last_user_text, output_fields
+from tests.fake_server import FakeServer, Fault, fields_reply, last_user_text, output_fields
 
 GARBAGE = "no fields here [[ ## nope"
 # (reasoning, answer) of each solve call for "What is 3 plus 3?", in the order the loop makes them
@@ -115,3 +115,29 @@ def test_an_unknown_reason_still_adds_up_and_a_report_that_does_not_is_refused(s
 def test_the_order_is_the_bootstrap_loops():
     assert drop_order() == ["answer", "hint_leak", "hint_not_derived", "form", "arithmetic", "number_support",
                             "choice_support", "judge", "duplicate", "over_cap"]
+
+
+def test_a_failed_problem_counts_in_the_generations_and_in_no_path_stage(tmp_path):
+    data = tmp_path / "plus.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {k} plus {k}?", "answer": 2 * k}) + "\n"
+                            for k in (1, 2)))
+
+    second_problem_calls = []
+
+    def responder(body):  # the second problem's first sample answers, its second fails
+        if "What is 2 plus 2?" in last_user_text(body):
+            second_problem_calls.append(body)
+            if len(second_problem_calls) > 1:
+                return Fault(status=500)
+        return fields_reply(body, {"reasoning": "1 + 1 = 2.", "answer": "2"})
+
+    config = SynthesisConfig(method="cot", generations=2, hint_pass=False, num_threads=1)
+    with FakeServer(responder) as server:
+        lm = resolve_lm("openai/funnel-failed", api_base=server.url, cache=False, num_retries=0)
+        report = synthesize(lm, load_task(str(data), answer_type="number"), tmp_path / "out", config, progress=False)
+    assert (report["finished"], report["failed"]) == (1, 1)
+    stages = dict(funnel_stages(report))
+    assert stages["generations (model calls)"] == report["generations"] == 3  # 2 + the failed problem's first
+    assert stages["samples tried"] == 2 and stages["kept rows"] == 1  # the finished problem's two samples
+    assert funnel_table(report).endswith("1 problem(s) failed: their calls are in the generations, their paths "
+                                         "in no stage.")

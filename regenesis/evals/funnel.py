@@ -58,20 +58,32 @@ def funnel_stages(report: dict) -> list[tuple[str, int]]:
     return stages
 
 
-def funnel_table(report: dict) -> str:
-    """The funnel as a Markdown table: each stage's count, how many its check dropped, and its share of
-    the samples tried."""
+def funnel_rows(report: dict) -> list[tuple[str, int, int | None, str]]:
+    """(stage, count, dropped by its check, % of the samples tried) per stage; the first two stages
+    drop nothing of their own (generations are calls, samples the paths tried)."""
     (generations, calls), (samples, tried), *paths = funnel_stages(report)
-    lines = ["| stage | count | dropped | % of samples |", "|---|---|---|---|",
-             f"| {generations} | {calls} |  |  |", f"| {samples} | {tried} |  | {_percent(tried, tried)} |"]
+    rows = [(generations, calls, None, ""), (samples, tried, None, _percent(tried, tried))]
     before = tried
     for name, count in paths:
-        lines.append(f"| {name} | {count} | {before - count} | {_percent(count, tried)} |")
+        rows.append((name, count, before - count, _percent(count, tried)))
         before = count
-    if report.get("failed"):
-        lines.append(f"\n{report['failed']} problem(s) failed: their calls are in the generations, their "
-                     "paths in no stage.")
-    return "\n".join(lines)
+    return rows
+
+
+def failed_note(report: dict) -> str:
+    """What the funnel leaves out of a run with failed problems, or ""."""
+    if not report.get("failed"):
+        return ""
+    return f"{report['failed']} problem(s) failed: their calls are in the generations, their paths in no stage."
+
+
+def funnel_table(report: dict) -> str:
+    """The funnel as a Markdown table (``funnel_rows``), with ``failed_note`` below it."""
+    lines = ["| stage | count | dropped | % of samples |", "|---|---|---|---|"]
+    lines += [f"| {name} | {count} | {'' if dropped is None else dropped} | {share} |"
+              for name, count, dropped, share in funnel_rows(report)]
+    note = failed_note(report)
+    return "\n".join(lines + ([f"\n{note}"] if note else []))
 
 
 def funnel_chart(report: dict, path_png: str | Path, title: str = "") -> Path:
