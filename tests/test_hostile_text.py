@@ -5,12 +5,15 @@ Each call runs in a thread that must return within ``STALL_SECONDS``: a stall de
 speed target (``benchmarks/hostile.py`` prints the times).
 """
 
+import json
+import re
 import threading
 
 import pytest
 
 from regenesis.evals import latex_math
 from regenesis.evals.example import Example
+from regenesis.evals.tasks import load_task
 from regenesis.evals.matching import answers_equal, extract_answer, final_answer_spans, is_correct
 from regenesis.optimize.filters import (
     ArithmeticFilter,
@@ -26,6 +29,9 @@ from regenesis.optimize.filters import (
     power_bombs,
     stated_computations,
 )
+from regenesis.models import resolve_lm
+from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from tests.fake_server import FakeServer, fields_reply, last_user_text
 
 STALL_SECONDS = 20.0
 SOUND = "He has 16 - 3 - 4 = 9 eggs left.\nHe sells them at $2 each: 9 * 2 = 18 dollars.\nThe answer is 18."
@@ -68,7 +74,7 @@ HOSTILE_OUTPUTS = [
     ("echoed fake key",
      f"Using the key {FAKE_KEY}, he has 16 - 3 - 4 = 9 eggs left.\n"
      "He sells them at $2 each: 9 * 2 = 18 dollars.\nThe answer is 18.",
-     "looks like a credential:", "looks like a credential:"),
+     "holds a secret:", "holds a secret:"),
 ]
 IDS = [name for name, *_ in HOSTILE_OUTPUTS]
 
@@ -176,9 +182,12 @@ def test_rich_markup_of_every_kind_is_found():
         assert hostile_shape(f"He has 9 eggs {markup} left.").startswith("console markup:"), markup
 
 
-def test_the_credential_reason_does_not_echo_the_key():
-    reason = FormFilter().check(HOSTILE_OUTPUTS[-1][1], NUMBER).reason
-    assert reason.startswith("looks like a credential:") and FAKE_KEY[3:] not in reason
+def test_a_secret_is_found_by_its_shape_or_because_it_was_registered_and_never_echoed():
+    registered = "hunter2-registered-hostile-key"  # no key shape: found because resolve_lm registered it
+    resolve_lm("openai/some-model", api_base="http://127.0.0.1:9/v1", api_key=registered)
+    for key in (FAKE_KEY, registered):
+        reason = FormFilter().check(SOUND.replace("eggs left", f"eggs left ({key})"), NUMBER).reason
+        assert reason.startswith("holds a secret:") and key[4:] not in reason
 
 
 class RaisingFilter:
@@ -224,3 +233,26 @@ def test_latex_within_the_bounds_still_compares():
                         ("x^2+2x+1", "(x+1)^2"), ("2^{n}", "2^n"), ("e^{x} e^{x}", "e^{2x}"), ("\\sin{\\pi}", "0")):
         assert answers_equal(left, right, "math"), (left, right)
     assert not answers_equal("\\sqrt{x^2}", "x", "math")  # a negative sample point tells them apart
+
+
+def test_synthesize_drops_hostile_paths_and_finishes_also_when_run_again(tmp_path):
+    """Through DSPy's own client and a local server: each problem's only path is hostile. The run
+    finishes, every problem is done with no row and its path counted under "form"; the rerun (which
+    replays the cached replies, as a resumed run does) finishes too."""
+    cases = [(name, text) for name, text, *_ in HOSTILE_OUTPUTS if len(text) < 50_000]
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"question": f"Problem {k}: what is 9 plus 9?", "answer": 18}) + "\n"
+                                for k in range(len(cases))))
+
+    def responder(body):
+        k = int(re.search(r"Problem (\d+):", last_user_text(body)).group(1))
+        return fields_reply(body, {"reasoning": cases[k][1], "answer": "18"})
+
+    examples = load_task(str(problems), answer_type="number")
+    config = SynthesisConfig(method="cot", generations=1, num_threads=1, hint_pass=False)
+    with FakeServer(responder) as server:
+        lm = resolve_lm("openai/hostile", api_base=server.url, num_retries=0)
+        for _ in range(2):
+            report = finishes(lambda: synthesize(lm, examples, tmp_path / "out", config, progress=False))
+            assert (report["finished"], report["failed"], report["kept_rows"]) == (len(cases), 0, 0)
+    assert report["dropped"] == {"form": len(cases)}

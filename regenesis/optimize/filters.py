@@ -20,7 +20,7 @@ A path is untrusted model output. Every check reads at most ``MAX_PATH_CHARS`` c
 path fails with a reason), parses at most ``_MAX_PARSE_DEPTH`` levels of nesting and
 ``_MAX_SIDE_TOKENS`` tokens a side of an equality, computes only with floats and small powers, and
 matches patterns in linear time; ``form`` rejects the hostile shapes themselves (control characters,
-console markup, absurd nesting, power bombs, credentials). A checker that fails all the same turns
+console markup, absurd nesting, power bombs, secrets). A checker that fails all the same turns
 into a failed verdict (``checker_error: <type>``) instead of ending the run.
 """
 
@@ -41,6 +41,7 @@ from rich.style import Style
 from regenesis.evals.example import Example
 from regenesis.evals.matching import MAX_NUMBER_CHARS, answers_equal, extract_answer
 from regenesis.models import adapter_for, resolve_lm
+from regenesis.redact import redact
 from regenesis.signatures.judge import JudgeReasoning
 
 # Phrases that only the scaffolding of a prompt puts in a path: the hinted prompts (STaR's
@@ -275,8 +276,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-
 _MARKUP_TAG = re.compile(r"(?<!\\)\[(/?)([a-z#@][^\[\]\n]{0,100})?\]")  # rich's tag syntax: [bold red], [/], [link=...]
 _BRACKET = re.compile(r"[()\[\]{}]")
 _MAX_NESTING = 12
-_CREDENTIAL = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}|\bhf_[A-Za-z0-9]{20,}|\bgh[pousr]_[A-Za-z0-9]{20,}"
-                         r"|\bAKIA[0-9A-Z]{16}\b|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAIza[0-9A-Za-z_-]{30,}")
 
 
 def console_markup(text: str) -> str | None:
@@ -316,7 +315,7 @@ def nesting_depth(text: str) -> int:
 def hostile_shape(path: str) -> str:
     """Why ``path`` is hostile rather than reasoning, or "": a control character (an ANSI escape,
     say), console markup, brackets nested more than ``_MAX_NESTING`` deep, a power bomb
-    (``power_bombs``), or what looks like an API key (named by its first characters only)."""
+    (``power_bombs``), or a secret that ``regenesis.redact`` would hide (an echoed API key)."""
     control = _CONTROL.search(path)
     if control:
         return f"control character: {control.group()!r}"
@@ -326,9 +325,8 @@ def hostile_shape(path: str) -> str:
     depth = nesting_depth(path)
     if depth > _MAX_NESTING:
         return f"nested {depth} levels deep (limit {_MAX_NESTING})"
-    credential = _CREDENTIAL.search(path)
-    if credential:
-        return f"looks like a credential: {credential.group()[:3]!r}..."
+    if redact(path) != path:
+        return "holds a secret: an API key or one shaped like it"
     bombs = power_bombs(path)
     if bombs:
         return f"power bomb: {bombs[0][:60]!r}"
