@@ -395,8 +395,8 @@ class _PowerBomb(_NoParse):
     """A power too large to mean anything in a worked solution; ``args`` are its token range."""
 
 
-_MAX_PARSE_DEPTH = 32  # parentheses, signs and exponents nested deeper are not read
-_MAX_SIDE_TOKENS = 64  # nor is one side of an equality longer than this
+_MAX_PARSE_DEPTH = 16  # parentheses, signs and exponents nested deeper are not read
+_MAX_SIDE_TOKENS = 48  # nor is one side of an equality longer than this
 _MAX_EXPONENT = 1000  # a power with a larger exponent, or more digits than _MAX_POWER_DIGITS, is a bomb
 _MAX_POWER_DIGITS = 1000
 _MAX_LATEX_PASSES = 10  # \frac, \boxed and \text nested deeper stay opaque
