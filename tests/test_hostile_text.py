@@ -173,7 +173,8 @@ def test_power_bombs_are_found_and_small_powers_are_not():
 def test_hostile_shapes_spare_ordinary_brackets_and_math():
     for text in ("x is in [0, 1] and a[i] = 3 for (a, b].", "\\[ x = \\frac{1}{2} \\]", "[A] is wrong, [1] says so.",
                  "((1 + (2 + 3)) * 4) = 24", "The risk is 1 in 10^{6}.", "Use the skeleton key.",
-                 "Tabs\tand\r\nnewlines are fine."):
+                 "Tabs\tand\r\nnewlines are fine.",
+                 "Dyck input: " + "[ { ( " * 7 + "\nStack so far: " + "[ { ( " * 7):  # BIG-Bench's deepest: 21, unclosed
         assert hostile_shape(text) == "", text
 
 

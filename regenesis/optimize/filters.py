@@ -274,8 +274,9 @@ def format_debris(reasoning: Sequence[str]) -> str:
 # Control characters but tab and line breaks (ANSI escapes start with \x1b), and bidirectional overrides.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _MARKUP_TAG = re.compile(r"(?<!\\)\[(/?)([a-z#@][^\[\]\n]{0,100})?\]")  # rich's tag syntax: [bold red], [/], [link=...]
-_BRACKET = re.compile(r"[()\[\]{}]")
-_MAX_NESTING = 12
+_BRACKET = re.compile(r"[()\[\]{}\n]")
+# BIG-Bench's Dyck-language questions nest up to 21 deep in one (unclosed) line; formulas rarely pass 8.
+_MAX_NESTING = 40
 
 
 def console_markup(text: str) -> str | None:
@@ -301,10 +302,13 @@ def _is_style(tag: str) -> bool:
 
 
 def nesting_depth(text: str) -> int:
-    """How deep the brackets of ``text`` nest (an unmatched closing bracket is ignored)."""
+    """How deep the brackets of ``text`` nest within one line (an unmatched closing bracket is
+    ignored, and each line starts at the top, as a quoted unclosed sequence ends with its line)."""
     depth = deepest = 0
     for match in _BRACKET.finditer(text):
-        if match.group() in "([{":
+        if match.group() == "\n":
+            depth = 0
+        elif match.group() in "([{":
             depth += 1
             deepest = max(deepest, depth)
         else:
