@@ -452,8 +452,6 @@ def _bounded(value):
 
 def _digits(value) -> float:
     """About how many digits an exact rational's numerator or denominator has."""
-    import math
-
     return max(abs(value.p), value.q).bit_length() * math.log10(2)
 
 
