@@ -5,10 +5,13 @@ substring search for "yes" or a label, the first ``\\boxed{}``, plain string equ
 Golds are taken from real rows of the benchmarks where the case comes from one.
 """
 
+import random
+import re
 import time
 
 import pytest
 
+from regenesis.evals import matching
 from regenesis.evals.example import Example
 from regenesis.evals.matching import answers_equal, extract_answer, is_correct, normalize_gold
 
@@ -303,3 +306,26 @@ def test_hostile_powers_are_refused_quickly():
     assert not answers_equal("10^{10^{10}}", "10^{10^{10}}+1", "math")
     assert answers_equal("(" * 200 + "1" + ")" * 200, "1", "math") in (True, False)
     assert time.perf_counter() - started < 2
+
+
+def test_a_long_decimal_gold_is_compared_exactly_not_raised_on():
+    """A gold of 70 decimals (derives_answer passes a model's final answer as the gold) rounds exactly."""
+    gold = "0." + "1" * 70
+    assert answers_equal("5", gold, "number") is False
+    assert answers_equal("1/9", gold, "number") is True  # 0.111... rounded to 70 places
+    assert answers_equal("-4.16666", "-4.17", "number") and not answers_equal("4.165", "4.16", "number")
+
+
+def test_negation_readers_agree_with_the_patterns_they_replace():
+    """The backward readers of "not 20" and "not an entailment" say what the old end-anchored regexes
+    said (those backtracked cubically over long runs of spaces), on random strings of their pieces."""
+    number_pattern = re.compile(r"\bnot\s*[-−–]?\s*[$€£¥]?\s*(?:\d+\s+)?$", re.IGNORECASE)
+    label_pattern = re.compile(r"(?:\bnot|\bno|n't)\s+(?:an?\s+)?$", re.IGNORECASE)
+    pieces = ["not", "NoT", "no", "n't", " ", "  ", "\t", "\n", "a", "an", "An", "1", "23", "$", "€", "-", "−", "x", "_",
+              "cannot", "é", "٣"]
+    rng = random.Random(14)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        end = rng.randint(0, len(text))
+        assert matching._follows_not(text, end) == bool(number_pattern.search(text[:end])), text[:end]
+        assert matching._negated_label(text, end) == bool(label_pattern.search(text[:end])), text[:end]
