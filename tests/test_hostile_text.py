@@ -20,6 +20,7 @@ from regenesis.optimize.filters import (
     ChoiceSupportFilter,
     FilterOptions,
     FormFilter,
+    JudgeFilter,
     NumberSupportFilter,
     build_filters,
     check_path,
@@ -148,10 +149,14 @@ def test_every_filter_returns_on_hostile_output(name, text, _, reason):
 
 
 def test_a_long_path_fails_every_filter_that_cannot_read_it():
+    """Also the judge, which would send it to a model: the server sees no request."""
     text = SOUND + " " * 25_000
-    for path_filter in (ArithmeticFilter(), NumberSupportFilter(), ChoiceSupportFilter()):
-        verdict = path_filter.check(text, NUMBER if path_filter.name != "choice_support" else EXAMPLES[2])
-        assert not verdict.passed and verdict.reason.startswith("too long to check: 25")
+    with FakeServer(lambda body: fields_reply(body, {"supports_answer": "True"})) as server:
+        judge = JudgeFilter(resolve_lm("openai/judge", api_base=server.url, num_retries=0))
+        for path_filter in (ArithmeticFilter(), NumberSupportFilter(), ChoiceSupportFilter(), judge):
+            verdict = path_filter.check(text, NUMBER if path_filter.name != "choice_support" else EXAMPLES[2])
+            assert not verdict.passed and verdict.reason.startswith("too long to check: 25"), path_filter.name
+        assert judge.check(SOUND, NUMBER).passed and len(server.requests) == 1
     assert stated_computations(text) == [] and not derives_answer(text, NUMBER)
 
 

@@ -1104,6 +1104,9 @@ class JudgeFilter:
         self.judge = dspy.Predict(JudgeReasoning)
 
     def check(self, path: str, example: Example) -> Verdict:
+        unread = too_long_to_check(path)
+        if unread:
+            return Verdict(self.name, False, unread)
         try:
             with dspy.context(lm=self.lm, adapter=self.adapter):
                 judged = self.judge(question=example.question, reasoning=path, gold_answer=example.gold)
