@@ -115,8 +115,8 @@ def test_the_sound_path_passes_every_filter():
     assert all(verdict.passed for verdict in check_path(build_filters(FilterOptions()), SOUND, NUMBER))
 
 
-@pytest.mark.parametrize("name, text, reason, _", HOSTILE_OUTPUTS, ids=IDS)
-def test_readers_return_on_hostile_output(name, text, reason, _):
+@pytest.mark.parametrize("text", [text for _, text, *_ in HOSTILE_OUTPUTS], ids=IDS)
+def test_readers_return_on_hostile_output(text):
     for example in EXAMPLES:
         answer = finishes(extract_answer, text, example.answer_type, example.choices, example.labels)
         assert answer is None or isinstance(answer, str)
@@ -126,16 +126,16 @@ def test_readers_return_on_hostile_output(name, text, reason, _):
     assert isinstance(finishes(final_answer_spans, text), list)
 
 
-@pytest.mark.parametrize("name, text, reason, _", HOSTILE_OUTPUTS, ids=IDS)
-def test_check_path_rejects_hostile_output_with_its_reason(name, text, reason, _):
+@pytest.mark.parametrize("text, reason", [(text, reason) for _, text, reason, _ in HOSTILE_OUTPUTS], ids=IDS)
+def test_check_path_rejects_hostile_output_with_its_reason(text, reason):
     for example in EXAMPLES:
         verdicts = finishes(check_path, build_filters(FilterOptions()), text, example)
         assert [(v.filter, v.passed) for v in verdicts] == [("form", False)]
         assert verdicts[0].reason.startswith(reason), verdicts[0].reason
 
 
-@pytest.mark.parametrize("name, text, _, reason", HOSTILE_OUTPUTS, ids=IDS)
-def test_every_filter_returns_on_hostile_output(name, text, _, reason):
+@pytest.mark.parametrize("text, reason", [(text, reason) for _, text, _, reason in HOSTILE_OUTPUTS], ids=IDS)
+def test_every_filter_returns_on_hostile_output(text, reason):
     """Each filter on its own (not through check_path, so that an exception would surface)."""
     lenient_form = FormFilter(max_chars=10**6)
     assert finishes(lenient_form.check, text, NUMBER).reason.startswith(reason)
@@ -179,7 +179,7 @@ def test_hostile_shapes_spare_ordinary_brackets_and_math():
     for text in ("x is in [0, 1] and a[i] = 3 for (a, b].", "\\[ x = \\frac{1}{2} \\]", "[A] is wrong, [1] says so.",
                  "((1 + (2 + 3)) * 4) = 24", "The risk is 1 in 10^{6}.", "Use the skeleton key.",
                  "Tabs\tand\r\nnewlines are fine.",
-                 "Dyck input: " + "[ { ( " * 7 + "\nStack so far: " + "[ { ( " * 7):  # BIG-Bench's deepest: 21, unclosed
+                 "Dyck input: " + "[ { ( " * 7 + "\nStack so far: " + "[ { ( " * 7):  # Dyck: 21 deep, unclosed
         assert hostile_shape(text) == "", text
 
 
