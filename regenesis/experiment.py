@@ -38,17 +38,21 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from regenesis import experiment_report as sections
 from regenesis.errors import BadInput
+from regenesis.evals.contamination import check_experiment, find_overlaps, question_texts
 from regenesis.evals.evaluate import evaluate, registry_domains
 from regenesis.evals.report import comparison_chart, comparison_table, load_results, write_results
 from regenesis.evals.tasks import TASKS, load_task
 from regenesis.finetune import FinetuneConfig, export_gguf, finetune
 from regenesis.guidelines import load_guidelines
-from regenesis.models import DEFAULT_MODEL, ModelSpecError, resolve_lm
+from regenesis.models import DEFAULT_MODEL, ModelSpecError, model_identity, resolve_lm
 from regenesis.optimize.bootstrap import SynthesisConfig, preset, synthesize
 from regenesis.optimize.filters import FilterOptions
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
-from regenesis.runfiles import atomic_write_text, run_lock, write_json
+from regenesis.provenance import provenance, provenance_markdown
+from regenesis.redact import redact
+from regenesis.runfiles import atomic_write_text, read_jsonl, run_lock, write_json
 
 console = Console(stderr=True)
 
@@ -136,6 +140,7 @@ class ExperimentConfig:
     rounds: int = field(default=1, metadata=COUNT)
     restart_from_base: bool = True
     num_threads: int = field(default=2, metadata=COUNT)
+    allow_train_on_eval: bool = False  # train on problems the experiment also evaluates on (refused otherwise)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
     source: Path = field(default=Path("."), metadata={"toml": False})
     text: str = field(default="", metadata={"toml": False})
@@ -366,6 +371,8 @@ class Experiment:
         self.train_on_eval: list[str] = []  # train task+splits that are also evaluated on
         self.eval_domains: dict[str, str] = {}
         self.stages: list[dict] = []  # the stage records of this run's result, in order
+        self.checkpoints: dict[str, Path] = {}  # label → tuned checkpoint
+        self.contamination: dict = {}  # training set → its overlap with the evaluation items
 
     # -- data -----------------------------------------------------------------------------------
     def load(self, key: str, task: str, section, **options):
@@ -404,17 +411,21 @@ class Experiment:
 
     @staticmethod
     def shared_problems(train: dict, evaluation: dict) -> list[str]:
-        """The train task+splits whose questions the experiment also evaluates on (same question text)."""
-        warnings = []
+        """The train task+splits whose questions the experiment also evaluates on (the same question after
+        normalisation: the contamination check's ``exact`` overlap)."""
+        eval_task = {example.id: task for task, examples in evaluation.items() for example in examples}
+        everything = [example for examples in evaluation.values() for example in examples]
+        shared_lines = []
         for task, examples in train.items():
-            questions = {example.question for example in examples}
-            for eval_task, eval_examples in evaluation.items():
-                shared = questions & {example.question for example in eval_examples}
-                if shared:
-                    warnings.append(f"train task {task} (split {examples.split}) is evaluated on: {len(shared)} of "
-                                    f"its {len(questions)} questions are in eval task {eval_task} "
-                                    f"(split {eval_examples.split})")
-        return warnings
+            check = find_overlaps(question_texts(examples), question_texts(everything))
+            shared: dict[str, set] = {}
+            for overlap in check.overlaps:
+                if overlap.kind == "exact":
+                    shared.setdefault(eval_task[overlap.eval_id], set()).add(overlap.train_id)
+            shared_lines += [f"train task {task} (split {examples.split}) is evaluated on: {len(ids)} of its "
+                             f"{len(examples)} questions are in eval task {name} (split {evaluation[name].split})"
+                             for name, ids in shared.items()]
+        return shared_lines
 
     # -- models ---------------------------------------------------------------------------------
     def lm(self, spec: str | None, **kwargs):
@@ -497,13 +508,19 @@ class Experiment:
         settings = {k: v for k, v in asdict(self.config.eval).items() if k != "base_model"}
         stage = Stage(f"eval {label}", self.out / "eval" / label,
                       {**lm_identity(lm), "eval": settings, "examples": examples_fingerprint(examples), "after": after})
-        if (done := self.begin(stage)) is not None:
-            return done
-        console.print(f"[bold]eval[/bold] {escape(label)} ({escape(spec or 'default model')})", highlight=False)
+        done = self.begin(stage)
+        if done is None:
+            console.print(f"[bold]eval[/bold] {escape(label)} ({escape(spec or 'default model')})", highlight=False)
         started = time.perf_counter()
+        # A finished evaluation asks nothing again, but its scores are derived anew from the stored outputs,
+        # so a corrected matcher or gold answer reaches the report.
         result = evaluate(lm, examples, raw_dir=stage.folder / "raw", num_threads=self.config.num_threads,
-                          progress=self.progress, domains=self.domains(), settings={"label": label})
-        json_path, _ = write_results(result, stage.folder / "results.json")
+                          progress=self.progress and done is None, domains=self.domains(), settings={"label": label})
+        if done is None or result.scores != load_results(done["results"]).scores:
+            write_results(result, stage.folder / "results.json")
+        if done is not None:
+            return done
+        json_path = stage.folder / "results.json"
         if result.errors:
             raise StageFailed(f"{stage.name}: {result.errors} problems ended in a model error "
                               f"({json.dumps(result.error_kinds())}); rerun the same command to ask them again")
@@ -533,7 +550,8 @@ class Experiment:
     def finetune(self, folder: Path, data: Path, base: str | None, label: str, after: dict[str, str]) -> dict:
         section = self.config.finetune
         stage = Stage(f"finetune {label}", folder,
-                      {**asdict(section.settings), "export_gguf": section.export_gguf, "base": base_identity(base),
+                      {**section.settings.model_settings(), "export_gguf": section.export_gguf,
+                       "base": base_identity(base),
                        "rows": file_fingerprint(data / "train.jsonl"), "after": after})
         if (done := self.begin(stage)) is not None:
             return done
@@ -550,6 +568,9 @@ class Experiment:
         train_groups, eval_groups = self.train_groups(), self.eval_groups()
         self.check_models()
         self.train_on_eval = self.shared_problems(train_groups, eval_groups)
+        if self.train_on_eval and not self.config.allow_train_on_eval:
+            raise BadInput(f"{self.config.source}: {self.train_on_eval[0]}; train on another split, or set "
+                           "allow_train_on_eval = true to report the scores as not held out")
         with run_lock(self.out):
             self.record_config()
             for warning in self.train_on_eval:
@@ -570,6 +591,8 @@ class Experiment:
                 label = method_label if self.config.rounds == 1 else f"{method_label}-r{round_number}"
                 synthesis = self.synthesize(round_dir / "data", label, method, generator, train, after=upstream)
                 syntheses[label] = synthesis["report"]
+                self.contamination[label] = check_experiment(train, read_jsonl(round_dir / "data" / "train.jsonl"),
+                                                             evaluation)
                 if synthesis["report"]["kept_rows"] == 0:
                     console.print(f"[yellow]{escape(label)}: no rows kept, nothing to fine-tune; "
                                   "stopping this method[/yellow]", highlight=False)
@@ -577,78 +600,55 @@ class Experiment:
                     break
                 tuned = self.finetune(round_dir / "checkpoint", round_dir / "data", tuned_from, label,
                                       after={f"synthesize {label}": synthesis["fingerprint"]})
-                checkpoint = Path(tuned["folder"])
+                checkpoint = self.checkpoints[label] = Path(tuned["folder"])
                 generator = self.served_model(checkpoint)
                 tuned_from = trained if self.config.restart_from_base else str(checkpoint)
                 upstream = {f"finetune {label}": tuned["fingerprint"]}
                 evaluations[label] = self.evaluate(label, generator, evaluation, after=upstream)
-        return self.write_report(evaluations, syntheses)
+        return self.write_report(evaluations, syntheses, evaluation)
 
     # -- report ---------------------------------------------------------------------------------
-    def write_report(self, evaluations: dict[str, dict], syntheses: dict[str, dict]) -> Path:
+    def write_report(self, evaluations: dict[str, dict], syntheses: dict[str, dict], evaluation) -> Path:
         results = {label: load_results(done["results"]) for label, done in evaluations.items()}
-        table = comparison_table(results, baseline="base")
+        raw_dirs = {label: Path(done["results"]).parent / "raw" for label, done in evaluations.items()}
+        comparisons = sections.paired_comparisons(results, raw_dirs, evaluation)
         chart = comparison_chart(results, self.out / "chart.png")
         lines = [f"# {self.config.name}", ""]
         if self.train_on_eval:
             lines += ["**Warning: the training problems include evaluation problems**, so the tuned scores on "
                       "those tasks are not held-out scores:", "", *[f"- {w}" for w in self.train_on_eval], ""]
-        lines += [table, "", f"![accuracy per task]({chart.name})", "",
+        lines += [comparison_table(results, baseline="base"), "", f"![accuracy per task]({chart.name})", "",
                   "Δ is the change against the base model in points.", ""]
         if self.not_tuned:
             lines += [f"Not fine-tuned, because synthesis kept no training row: {', '.join(self.not_tuned)} "
                       "(see Training sets below).", ""]
-        lines += self._evaluation_notes(evaluations, results)
-        lines += self._synthesis_table(syntheses)
-        lines += self._time_table()
+        lines += sections.paired_section(comparisons)
+        lines += sections.contamination_section(self.contamination)
+        lines += sections.funnel_section(self.out, syntheses)
+        lines += sections.curves_section(self.out, self.checkpoints)
+        lines += sections.models_section(self.out, evaluations)
+        lines += sections.training_sets_section(syntheses)
+        lines += sections.time_section(self.out, self.stages)
+        record = self.provenance()
+        lines += [provenance_markdown(record)]
         report = self.out / "report.md"
-        atomic_write_text(report, "\n".join(lines) + "\n")
+        atomic_write_text(report, redact("\n".join(lines) + "\n"))
         summary = {"config": str(self.config.source), "config_copy": self.config_copy,
                    "evaluations": {k: v["results"] for k, v in evaluations.items()}, "synthesis": syntheses,
+                   "paired": [comparison.to_dict() for comparison in comparisons],
+                   "contamination": {label: check.to_dict() for label, check in self.contamination.items()},
                    "train_on_eval": self.train_on_eval,
-                   "stages": {record["stage"]: record["fingerprint"] for record in self.stages}}
+                   "stages": {record["stage"]: record["fingerprint"] for record in self.stages},
+                   "provenance": record}
         write_json(self.out / "summary.json", summary)
         return report
 
-    def _evaluation_notes(self, evaluations, results) -> list[str]:
-        lines = ["## Models and raw outputs", "", "| label | model | results | raw outputs |", "|---|---|---|---|"]
-        for label, done in evaluations.items():
-            raw = Path(done["results"]).parent / "raw"
-            lines.append(f"| {label} | `{done.get('model') or 'local/smollm2-135m'}` | "
-                         f"`{Path(done['results']).relative_to(self.out)}` | `{raw.relative_to(self.out)}/` |")
-        return lines + [""]
-
-    def _synthesis_table(self, syntheses: dict[str, dict]) -> list[str]:
-        if not syntheses:
-            return []
-        lines = ["## Training sets", "",
-                 "| method | problems | solved | solved with hint | kept rows | generations (cached) | generations per kept row | dropped |",
-                 "|---|---|---|---|---|---|---|---|"]
-        for label, report in syntheses.items():
-            dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items())) or "none"
-            lines.append(f"| {label} | {report['problems']} | {report['solved_without_hint']} | "
-                         f"{report['solved_with_hint']} | {_kept_rows(report)} | {report['generations']} ({report['cached_generations']}) | "
-                         f"{report['generations_per_kept_row']} | {dropped} |")
-        return lines + ["", "Training rows: `round-<r>/<method>/data/train.jsonl`; checkpoints: "
-                            "`round-<r>/<method>/checkpoint/`."]
-
-    def _time_table(self) -> list[str]:
-        lines = ["", "## Time per stage", "",
-                 "Each stage's `stage.json` holds its fingerprint and the inputs it was computed from.", "",
-                 "| stage | seconds | fingerprint |", "|---|---|---|"]
-        for record in self.stages:
-            folder = Path(record["folder"]).relative_to(self.out)
-            lines.append(f"| `{folder}` | {record.get('seconds', '-')} | `{record['fingerprint'][:12]}` |")
-        return lines + [""]
-
-
-def _kept_rows(report: dict) -> str:
-    """The kept rows, with each task's share when the training set mixes tasks."""
-    by_task = report.get("by_task", {})
-    if len(by_task) < 2:
-        return str(report["kept_rows"])
-    shares = ", ".join(f"{task} {totals['kept_rows']}" for task, totals in by_task.items())
-    return f"{report['kept_rows']} ({shares})"
+    def provenance(self) -> dict:
+        """Versions, the base model's fingerprint, the resolved config and the command that reproduces the run."""
+        config = {k: v for k, v in asdict(self.config).items() if k not in ("source", "text")}
+        # No seed of its own: each sample's rollout id (0, 1, ... per problem) is its sampling seed.
+        return provenance(model_identity(self.lm(self.config.model)), [], config,
+                          f"regenesis experiment {self.config.source} --out {self.out}")
 
 
 def run_experiment(config_path: str | Path, out: str | Path, progress: bool = True) -> Experiment:

@@ -37,7 +37,7 @@ def provenance_markdown(record: Mapping) -> str:
     return (f"## Provenance\n\n"
             f"Reproduce with:\n\n```bash\n{record['command']}\n```\n\n"
             f"- model: `{record['model_fingerprint']}`\n"
-            f"- seeds: {', '.join(map(str, record['seeds'])) or '(none)'}\n"
+            f"- seeds: {', '.join(map(str, record['seeds'])) or 'none beyond the rollout ids: each sample is seeded by its own'}\n"
             f"- python: {record['python']} on {record['platform']}\n\n"
             f"| package | version |\n|---|---|\n{version_rows}\n\n"
             f"Resolved configuration:\n\n```json\n{config}\n```\n")

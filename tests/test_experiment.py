@@ -101,16 +101,13 @@ def test_bad_configs_name_the_problem(tmp_path):
         ExperimentConfig.load(tmp_path / "missing.toml")
 
 
-def test_the_training_sets_table_shows_each_tasks_share_of_a_mixed_set(tmp_path):
-    from regenesis.experiment import Experiment
+def test_the_training_sets_table_shows_each_tasks_share_of_a_mixed_set():
+    from regenesis.experiment_report import training_sets_section
 
-    config = tmp_path / "mixed.toml"
-    config.write_text('[train]\ntasks = ["gsm8k-sample", "strategyqa-sample"]\n[eval]\ntasks = ["gsm8k-sample"]\n'
-                      '[methods.star]\n')
     report = {"problems": 4, "solved_without_hint": 1, "solved_with_hint": 1, "kept_rows": 3, "generations": 28,
               "cached_generations": 0, "generations_per_kept_row": 9.33, "dropped": {"answer": 20},
               "by_task": {"gsm8k-sample": {"kept_rows": 0}, "strategyqa-sample": {"kept_rows": 3}}}
-    table = "\n".join(Experiment(ExperimentConfig.load(config), tmp_path)._synthesis_table({"star": report}))
+    table = "\n".join(training_sets_section({"star": report}))
     assert "| star | 4 | 1 | 1 | 3 (gsm8k-sample 0, strategyqa-sample 3) | 28 (0) | 9.33 | answer 20 |" in table
 
 

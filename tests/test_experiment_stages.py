@@ -30,6 +30,7 @@ name = "stages"
 model = "openai/{model}"
 api_base = "{api_base}"
 num_threads = 2
+allow_train_on_eval = true  # the test trains and evaluates on one small file
 
 [train]
 task = "{data}"
@@ -86,8 +87,9 @@ def unique_model() -> str:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``folder``: its bytes and modification time."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    """Every file under ``folder`` but the run lock (it names the last run's pid): its bytes and modification time."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*")
+            if p.is_file() and p.name != ".lock"}
 
 
 def stale_folders(folder: Path) -> list[Path]:
@@ -136,6 +138,15 @@ def test_a_changed_synthesis_setting_recomputes_that_stage_and_the_stages_after_
     assert old_synthesis["inputs"]["temperature"] == 0.8
     assert (out / old_synthesis["config"]).read_text() != (out / "config.toml").read_text()  # both configs kept
     assert "temperature = 0.9" in (out / "config.toml").read_text() and len(list((out / "configs").iterdir())) == 2
+    report = (out / "report.md").read_text()
+    for section in ("## Paired comparisons", "Δ cot − base", "## Contamination check", "## Where the generations went",
+                    "## Training curves", "## Provenance", "| dspy | "):
+        assert section in report
+    assert (out / "funnel-cot.png").stat().st_size and (out / "training_curves.png").stat().st_size
+    summary = json.loads((out / "summary.json").read_text())
+    (paired,) = summary["paired"]
+    assert (paired["baseline"], paired["other"]) == ("base", "cot") and paired["tasks"]["sums"]["n"] == 3
+    assert summary["contamination"]["cot"]["exact"] == 3  # it trains on the questions it is evaluated on
 
 
 def test_a_changed_evaluation_setting_recomputes_the_evaluation_and_not_the_synthesis(tmp_path):
@@ -166,7 +177,17 @@ def test_a_stage_finished_by_an_older_regenesis_without_a_fingerprint_is_recompu
     assert json.loads((stale / STAGE_FILE).read_text())["seconds"] == 1.0
 
 
-def test_training_on_evaluation_questions_is_warned_about_and_reported(tmp_path):
+def test_training_on_evaluation_questions_is_refused_unless_the_config_allows_it(tmp_path, capsys):
+    with FakeServer(wrong) as server:
+        config = write_config(tmp_path, server, unique_model())
+        config.write_text(config.read_text().replace("allow_train_on_eval = true", ""))
+        assert main(["experiment", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "3 of its 3 questions are in eval task" in error and "allow_train_on_eval = true" in error
+    assert not server.requests and not (tmp_path / "out").exists()
+
+
+def test_training_on_evaluation_questions_when_allowed_is_warned_about_and_reported(tmp_path):
     with FakeServer(wrong) as server:
         experiment = run_experiment(write_config(tmp_path, server, unique_model()), tmp_path / "out", progress=False)
     (warning,) = experiment.train_on_eval
@@ -281,3 +302,18 @@ def test_an_experiment_killed_mid_synthesis_resumes_without_losing_or_repeating_
     ids = [record["problem_id"] for record in read_jsonl(problems)]
     assert len(ids) == len(set(ids)) == 6 and finished_before <= set(ids)
     assert json.loads((out / "summary.json").read_text())["synthesis"]["cot"]["problems"] == 6
+
+
+def test_a_finished_evaluation_is_scored_again_from_its_stored_outputs_without_asking_the_model(tmp_path):
+    out, model = tmp_path / "out", unique_model()
+    with FakeServer(wrong) as server:
+        run_experiment(write_config(tmp_path, server, model), out, progress=False)
+        asked = len(server.requests)
+        results = out / "eval" / "base" / "results.json"
+        stored = json.loads(results.read_text())
+        stored["tasks"]["sums"]["correct"] = 3  # a verdict that no stored output supports
+        results.write_text(json.dumps(stored))
+        again = run_experiment(write_config(tmp_path, server, model), out, progress=False)
+    assert again.skipped[0] == "eval base" and len(server.requests) == asked
+    assert json.loads(results.read_text())["tasks"]["sums"]["correct"] == 0
+    assert "| sums | 0.0 [" in (out / "report.md").read_text()

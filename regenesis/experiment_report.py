@@ -1,0 +1,117 @@
+"""The sections of an experiment's ``report.md``, each computed from the files the stages left.
+
+The comparison table and chart (``evals.report``) come first; then the paired comparisons that say
+which differences are more than noise, the contamination check, where each method's generations
+went (the synthesis funnel), the training curves, the models and raw outputs, the training sets, the
+time and fingerprint of each stage, and the provenance block that names the versions and the command
+that reproduce the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from regenesis.evals.contamination import ContaminationReport
+from regenesis.evals.evaluate import EvalResult
+from regenesis.evals.funnel import funnel_chart, funnel_table
+from regenesis.evals.paired import PairedResult, compare_runs, paired_table, raw_outcomes
+from regenesis.finetune.curves import curves_chart, read_training_log
+
+AVERAGE_NAMES = {"in": "in-domain average", "out": "out-of-domain average"}
+CONTRAST = "star"  # the paper's main contrast: every other method is also compared with it
+
+
+def paired_comparisons(results: Mapping[str, EvalResult], raw_dirs: Mapping[str, Path],
+                       evaluation: Sequence) -> list[PairedResult]:
+    """Each tuned model against the base model, and against STaR when the experiment has it; outcomes
+    are read again from each evaluation's raw outputs (verdicts derived from the stored text)."""
+    by_task: dict[str, list] = {}
+    for example in evaluation:
+        by_task.setdefault(example.task, []).append(example)
+    outcomes = {label: {task: raw_outcomes(raw_dirs[label], task, examples) for task, examples in by_task.items()}
+                for label in results}
+    domains = {name: score.domain for name, score in results["base"].scores.items()}
+    baselines = ["base"] + ([CONTRAST] if CONTRAST in results else [])
+    return [compare_runs(outcomes[baseline], outcomes[label], domains, labels=(baseline, label))
+            for baseline in baselines for label in results if label not in ("base", baseline)]
+
+
+def paired_section(comparisons: Sequence[PairedResult]) -> list[str]:
+    if not comparisons:
+        return []
+    return ["## Paired comparisons", "", paired_table(comparisons, AVERAGE_NAMES), ""]
+
+
+def contamination_section(checks: Mapping[str, ContaminationReport]) -> list[str]:
+    """Overlap of each training set (its synthesis questions, and its kept rows) with the evaluation items."""
+    lines = ["## Contamination check", "",
+             "Synthesis questions and kept training rows against every evaluation question: exact match after "
+             "normalisation, near duplicates (at least half of an item's 13-grams) and any shared 13-gram.", "",
+             "| training set | exact | near duplicate | shared 13-gram | evaluation items touched |", "|---|---|---|---|---|"]
+    for label, check in checks.items():
+        counts = check.counts()
+        lines.append(f"| {label} | {counts.get('exact', 0)} | {counts.get('near_duplicate', 0)} | "
+                     f"{counts.get('ngram', 0)} | {len(check.contaminated_eval_items())} |")
+    return lines + [""]
+
+
+def funnel_section(out: Path, syntheses: Mapping[str, dict]) -> list[str]:
+    lines = ["## Where the generations went", ""] if syntheses else []
+    for label, report in syntheses.items():
+        chart = funnel_chart(report, out / f"funnel-{label}.png", title=label)
+        lines += [f"### {label}", "", funnel_table(report), "", f"![synthesis funnel, {label}]({chart.name})", ""]
+    return lines
+
+
+def curves_section(out: Path, checkpoints: Mapping[str, Path]) -> list[str]:
+    runs = {label: read_training_log(folder) for label, folder in checkpoints.items()}
+    runs = {label: steps for label, steps in runs.items() if steps}
+    if not runs:
+        return []
+    chart = curves_chart(runs, out / "training_curves.png")
+    return ["## Training curves", "", "Loss and learning rate per logged step of each method's fine-tuning run "
+            "(`training_log.jsonl` in each checkpoint).", "", f"![training loss and learning rate]({chart.name})", ""]
+
+
+def models_section(out: Path, evaluations: Mapping[str, dict]) -> list[str]:
+    lines = ["## Models and raw outputs", "", "| label | model | results | raw outputs |", "|---|---|---|---|"]
+    for label, done in evaluations.items():
+        raw = Path(done["results"]).parent / "raw"
+        lines.append(f"| {label} | `{done.get('model') or 'local/smollm2-135m'}` | "
+                     f"`{Path(done['results']).relative_to(out)}` | `{raw.relative_to(out)}/` |")
+    return lines + [""]
+
+
+def training_sets_section(syntheses: Mapping[str, dict]) -> list[str]:
+    if not syntheses:
+        return []
+    lines = ["## Training sets", "",
+             "| method | problems | solved | solved with hint | kept rows | generations (cached) | generations per kept row | dropped |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, report in syntheses.items():
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items())) or "none"
+        lines.append(f"| {label} | {report['problems']} | {report['solved_without_hint']} | "
+                     f"{report['solved_with_hint']} | {kept_rows(report)} | {report['generations']} "
+                     f"({report['cached_generations']}) | {report['generations_per_kept_row']} | {dropped} |")
+    return lines + ["", "Training rows: `round-<r>/<method>/data/train.jsonl`; checkpoints: "
+                        "`round-<r>/<method>/checkpoint/`.", ""]
+
+
+def kept_rows(report: dict) -> str:
+    """The kept rows, with each task's share when the training set mixes tasks."""
+    by_task = report.get("by_task", {})
+    if len(by_task) < 2:
+        return str(report["kept_rows"])
+    shares = ", ".join(f"{task} {totals['kept_rows']}" for task, totals in by_task.items())
+    return f"{report['kept_rows']} ({shares})"
+
+
+def time_section(out: Path, stages: Sequence[dict]) -> list[str]:
+    lines = ["## Time per stage", "",
+             "Each stage's `stage.json` holds its fingerprint and the inputs it was computed from.", "",
+             "| stage | seconds | fingerprint |", "|---|---|---|"]
+    for record in stages:
+        folder = Path(record["folder"]).relative_to(out)
+        lines.append(f"| `{folder}` | {record.get('seconds', '-')} | `{record['fingerprint'][:12]}` |")
+    return lines + [""]
