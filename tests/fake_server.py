@@ -51,8 +51,8 @@ def fields_reply(body: dict, values: dict[str, str]) -> str:
     in the ChatAdapter's ``[[ ## name ## ]]`` form, or as JSON when the request asks for JSON."""
     names = output_fields(body) or list(values)
     filled = {name: values.get(name, "x") for name in names}
-    if body.get("response_format"):
-        return json.dumps(filled)
+    if body.get("response_format") or "JSON object" in json.dumps(body.get("messages", [])):
+        return json.dumps(filled)  # the JSONAdapter, or the ChatAdapter's JSON retry after a parse failure
     return "\n\n".join(f"[[ ## {name} ## ]]\n{value}" for name, value in filled.items()) + "\n\n[[ ## completed ## ]]"
 
 
