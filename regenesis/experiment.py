@@ -46,7 +46,7 @@ from regenesis.evals.report import comparison_chart, comparison_table, load_resu
 from regenesis.evals.tasks import TASKS, load_task
 from regenesis.finetune import FinetuneConfig, export_gguf, finetune
 from regenesis.guidelines import load_guidelines
-from regenesis.models import DEFAULT_MODEL, ModelSpecError, model_identity, resolve_lm
+from regenesis.models import EMBEDDED_MODELS, ModelSpecError, model_identity, resolve_lm
 from regenesis.optimize.bootstrap import SynthesisConfig, preset, synthesize
 from regenesis.optimize.filters import FilterOptions
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
@@ -308,7 +308,8 @@ def lm_identity(lm) -> dict:
 
 def base_identity(spec: str | None) -> str:
     """A fine-tuning base: a local model's fingerprinted name, else the spec (embedded model or hub id)."""
-    return resolve_lm(spec).model if spec and Path(spec).expanduser().exists() else spec or DEFAULT_MODEL
+    local = spec is None or spec in EMBEDDED_MODELS or Path(spec).expanduser().exists()
+    return resolve_lm(spec).model if local else spec
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

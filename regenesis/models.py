@@ -29,7 +29,7 @@ import warnings
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,12 @@ class EmbeddedModel:
                 f"{self.name} needs the Python package {self.package!r}: pip install {self.package.replace('_', '-')}"
             ) from exc
         return Path(str(root / self.filename))
+
+    def fingerprinted_name(self) -> str:
+        """``smollm2-135m-<hash>``: the name with the package's version and the file's size, so that an
+        upgraded package never reads answers cached for other weights (the same in every clone)."""
+        stamp = f"{metadata.version(self.package)}:{self.path().stat().st_size}"
+        return f"{self.name.split('/', 1)[1]}-{hashlib.sha1(stamp.encode()).hexdigest()[:10]}"
 
 
 EMBEDDED_MODELS = {
@@ -696,7 +702,8 @@ def resolve_lm(
         if not path.is_file():
             raise ModelSpecError(f"{spec}: the model file {path} is missing; reinstall the package "
                                  f"{EMBEDDED_MODELS[spec].package.replace('_', '-')}")
-        return _in_process_lm(spec.split("/", 1)[1], LlamaCppEngine(str(path)), temperature, max_tokens, **kwargs)
+        return _in_process_lm(EMBEDDED_MODELS[spec].fingerprinted_name(), LlamaCppEngine(str(path)), temperature,
+                              max_tokens, **kwargs)
 
     path = Path(spec).expanduser()
     if spec.endswith(".gguf") or spec.startswith((".", "/", "~")) or path.exists():

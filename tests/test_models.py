@@ -27,7 +27,8 @@ from tests.fake_server import FakeServer, Fault
 def test_no_spec_gives_the_embedded_default():
     lm = resolve_lm(None)
     assert isinstance(lm.engine, LlamaCppEngine) and lm.engine.path.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
-    assert lm.model == "local/smollm2-135m" and DEFAULT_MODEL == "local/smollm2-135m"
+    assert re.fullmatch(r"local/smollm2-135m-[0-9a-f]{10}", lm.model) and DEFAULT_MODEL == "local/smollm2-135m"
+    assert resolve_lm(DEFAULT_MODEL).model == lm.model  # the name is stable: DSPy's cache key
     assert isinstance(adapter_for(lm), dspy.JSONAdapter)
 
 
