@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import importlib.util
 import math
 import mmap
@@ -47,6 +48,8 @@ DEFAULT_MODEL = "local/smollm2-135m"
 DEFAULT_MAX_TOKENS = 1024
 MAX_LLAMA_COPIES = 4
 DEFAULT_CONTEXT = 2048
+# KV states of recent prompts kept per GGUF model for prefix reuse (SmolLM2: about 23 KB a token).
+PREFIX_STATE_BYTES = 256 << 20
 
 
 class ModelSpecError(ValueError):
@@ -201,6 +204,7 @@ class _InProcessEngine:
     supports_function_calling = False
     supports_reasoning = False
     supported_params = ("temperature", "top_p", "max_tokens", "stop", "seed", "response_format")
+    max_string_chars: int | None = None  # the longest string bound the engine's grammar accepts
 
     _pools: dict[tuple, _ModelPool] = {}
     _registry_lock = threading.Lock()
@@ -240,6 +244,44 @@ class _InProcessEngine:
     def load_state(cls, state: dict):
         state = dict(state)
         return cls(state.pop("path"), **state)
+
+    def complete(self, request):
+        """The request in llama-cpp-python's ``create_chat_completion`` form, answered by ``_generate``; a JSON
+        schema is answered within the token budget (``_complete_json``)."""
+        config = request.config
+        kwargs: dict[str, Any] = {
+            "messages": _request_messages(request),
+            "temperature": 0.0 if config.temperature is None else config.temperature,
+            "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if config.top_p is not None:
+            kwargs["top_p"] = config.top_p
+        if config.stop:
+            kwargs["stop"] = list(config.stop)
+        if config.seed is not None:
+            kwargs["seed"] = config.seed
+        fmt = config.response_format
+        if fmt and fmt.get("type") == "json_schema":
+            return self._complete_json(request.model, kwargs, fmt["schema"])
+        if fmt and fmt.get("type") == "json_object":
+            kwargs["response_format"] = {"type": "json_object"}
+        return self._generate(request.model, kwargs)
+
+    def _complete_json(self, model: str, kwargs: dict, schema: dict) -> Response:
+        """JSON for the schema within the token budget: strings of ``CHARS_PER_TOKEN`` characters a token
+        first; when that overflows (a run of digits can take a token each), again with one character a
+        token, a bound that always closes within the budget."""
+        share = (kwargs["max_tokens"] - JSON_OVERHEAD_TOKENS) // max(1, count_strings(schema))
+        spent = 0
+        for chars_per_token in (CHARS_PER_TOKEN, 1):
+            max_chars = max(64, share * chars_per_token)
+            max_chars = max_chars if not self.max_string_chars or max_chars <= self.max_string_chars else None
+            kwargs["response_format"] = {"type": "json_object", "schema": bounded_strings(schema, max_chars)}
+            response = self._generate(model, kwargs, spent)
+            if response.finish_reason != "length" or max_chars is None:
+                return response
+            spent = response.usage.output_tokens
+        return response
 
     def stream(self, request):
         return response_to_events(self.complete(request))
@@ -302,6 +344,8 @@ class LlamaCppEngine(_InProcessEngine):
     """
 
     loader = "llama.cpp"
+    max_string_chars = MAX_STRING_CHARS
+    _prefix_stores: dict[tuple, Any] = {}
 
     def __init__(self, path: str, n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None,
                  copies: int | None = None):
@@ -318,49 +362,20 @@ class LlamaCppEngine(_InProcessEngine):
     def threads_per_copy(self) -> int:
         return self.options["n_threads"] or max(1, (os.cpu_count() or 1) // self.copy_count())
 
+    def prefix_states(self):
+        """The store of recent KV states that every copy of this model starts its prompts from."""
+        from regenesis.llama_prefix import PrefixStates
+
+        with self._registry_lock:
+            return self._prefix_stores.setdefault(self._key(), PrefixStates(PREFIX_STATE_BYTES))
+
     def _load(self):
-        from llama_cpp import Llama
+        from regenesis.llama_prefix import PrefixCachingLlama
 
         # Prompt processing too: llama-cpp-python's default there is every core, for each copy.
         threads = self.threads_per_copy()
-        return Llama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=threads, n_threads_batch=threads,
-                     verbose=False, seed=0)
-
-    def complete(self, request):
-        config = request.config
-        kwargs: dict[str, Any] = {
-            "messages": _request_messages(request),
-            "temperature": 0.0 if config.temperature is None else config.temperature,
-            "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
-        }
-        if config.top_p is not None:
-            kwargs["top_p"] = config.top_p
-        if config.stop:
-            kwargs["stop"] = list(config.stop)
-        if config.seed is not None:
-            kwargs["seed"] = config.seed
-        fmt = config.response_format
-        if fmt and fmt.get("type") == "json_schema":
-            return self._complete_json(request.model, kwargs, fmt["schema"])
-        if fmt and fmt.get("type") == "json_object":
-            kwargs["response_format"] = {"type": "json_object"}
-        return self._generate(request.model, kwargs)
-
-    def _complete_json(self, model: str, kwargs: dict, schema: dict) -> Response:
-        """JSON for the schema within the token budget: strings of ``CHARS_PER_TOKEN`` characters a token
-        first; when that overflows (a run of digits can take a token each), again with one character a
-        token, a bound that always closes within the budget."""
-        share = (kwargs["max_tokens"] - JSON_OVERHEAD_TOKENS) // max(1, count_strings(schema))
-        spent = 0
-        for chars_per_token in (CHARS_PER_TOKEN, 1):
-            max_chars = max(64, share * chars_per_token)
-            max_chars = max_chars if max_chars <= MAX_STRING_CHARS else None
-            kwargs["response_format"] = {"type": "json_object", "schema": bounded_strings(schema, max_chars)}
-            response = self._generate(model, kwargs, spent)
-            if response.finish_reason != "length" or max_chars is None:
-                return response
-            spent = response.usage.output_tokens
-        return response
+        return PrefixCachingLlama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=threads,
+                                  n_threads_batch=threads, verbose=False, seed=0, states=self.prefix_states())
 
     def _generate(self, model: str, kwargs: dict, spent_before: int = 0) -> Response:
         with self.borrow() as llm:
@@ -374,51 +389,81 @@ class LlamaCppEngine(_InProcessEngine):
 class TransformersEngine(_InProcessEngine):
     """Runs a Hugging Face model folder in process with transformers (e.g. a fine-tuned checkpoint).
 
-    Structured-output requests are answered as plain generations (no grammar); DSPy's JSON parsing
-    still applies. Export the checkpoint to GGUF (``regenesis export-gguf``) for grammar-constrained,
-    faster decoding.
+    A JSON-schema request (DSPy's JSONAdapter) is decoded under that schema with xgrammar as a logits
+    processor, its strings bounded as for llama.cpp (``_complete_json``), so an HF folder parses as
+    reliably as the same model's GGUF. ``regenesis export-gguf`` gives faster CPU decoding.
     """
 
     loader = "transformers"
 
     def _load(self):
+        return _TransformersCopy(self.path)
+
+    def _generate(self, model: str, kwargs: dict, spent_before: int = 0) -> Response:
+        with self.borrow() as copy:
+            text, finish_reason, prompt_tokens, completion_tokens = copy.generate(kwargs)
+        return _response(model, text, finish_reason, prompt_tokens, spent_before + completion_tokens)
+
+
+class _TransformersCopy:
+    """One loaded Hugging Face model, its tokenizer, and an xgrammar compiler for its vocabulary."""
+
+    def __init__(self, path: str):
         import torch
+        import xgrammar
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(device).eval()
-        return model, tokenizer
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        # The logits can be wider than the tokenizer's vocabulary (padded embeddings): xgrammar masks them all.
+        vocabulary = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
+        self.grammars = xgrammar.GrammarCompiler(vocabulary)
 
-    def complete(self, request):
-        with self.borrow() as (model, tokenizer):
-            return self._generate(model, tokenizer, request)
+    def logits_processors(self, response_format: dict | None) -> list:
+        """The constraint for a JSON request: compact JSON (no free whitespace, which a small model can
+        repeat until the budget ends), for the schema when there is one."""
+        if not response_format:
+            return []
+        import xgrammar.contrib.hf
 
-    @staticmethod
-    def _generate(model, tokenizer, request):
+        if "schema" in response_format:
+            grammar = self.grammars.compile_json_schema(json.dumps(response_format["schema"]), any_whitespace=False)
+        else:
+            grammar = self.grammars.compile_builtin_json_grammar()
+        return [xgrammar.contrib.hf.LogitsProcessor(grammar)]
+
+    def generate(self, kwargs: dict) -> tuple[str, str, int, int]:
+        """``(text, finish_reason, prompt_tokens, completion_tokens)`` for a ``create_chat_completion`` request."""
         import torch
+        from transformers import LogitsProcessorList
 
-        config = request.config
-        inputs = tokenizer.apply_chat_template(_request_messages(request), add_generation_prompt=True,
-                                               return_tensors="pt", return_dict=True).to(model.device)
-        temperature = config.temperature or 0.0
-        generate: dict[str, Any] = {"max_new_tokens": config.max_tokens or DEFAULT_MAX_TOKENS,
-                                    "do_sample": temperature > 0, "pad_token_id": tokenizer.eos_token_id}
+        tokenizer = self.tokenizer
+        inputs = tokenizer.apply_chat_template(kwargs["messages"], add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True).to(self.model.device)
+        temperature = kwargs["temperature"]
+        generate: dict[str, Any] = {"max_new_tokens": kwargs["max_tokens"], "do_sample": temperature > 0,
+                                    "pad_token_id": tokenizer.eos_token_id,
+                                    "logits_processor": LogitsProcessorList(
+                                        self.logits_processors(kwargs.get("response_format")))}
         if temperature > 0:
-            generate["temperature"] = temperature
-            generate["top_p"] = config.top_p or 1.0
+            generate.update(temperature=temperature, top_p=kwargs.get("top_p") or 1.0)
         with torch.no_grad():
-            if config.seed is not None:
-                torch.manual_seed(config.seed)
-            output = model.generate(**inputs, **generate)
-        prompt_len = inputs["input_ids"].shape[1]
-        new_tokens = output[0][prompt_len:]
+            if "seed" in kwargs:
+                torch.manual_seed(kwargs["seed"])
+            output = self.model.generate(**inputs, **generate)
+        prompt_tokens = inputs["input_ids"].shape[1]
+        new_tokens = output[0][prompt_tokens:]
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
-        for stop in config.stop:
+        for stop in kwargs.get("stop", ()):
             text = text.split(stop)[0]
-        finished = len(new_tokens) < generate["max_new_tokens"]
-        return _response(request.model, text, "stop" if finished else "length", prompt_len, len(new_tokens))
+        stopped = len(new_tokens) < kwargs["max_tokens"] or new_tokens[-1].item() in self.stop_token_ids()
+        return text, "stop" if stopped else "length", prompt_tokens, len(new_tokens)
+
+    def stop_token_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos])
 
 
 class _Batcher:
