@@ -125,5 +125,5 @@ def print_report(report: dict) -> None:
     console.print(table)
     console.print(f"rows: {report['rows_file']}", markup=False, highlight=False)
     if report["failed"]:
-        console.print(f"{report['failed']} problems failed; run the same command again to retry them",
+        console.print(f"failed problems: {report['failed']}; run the same command again to retry them",
                       markup=False, highlight=False)
