@@ -658,6 +658,9 @@ def check_gguf(path: Path) -> None:
 
 
 def _in_process_lm(name: str, engine: _InProcessEngine, temperature: float, max_tokens: int, **kwargs) -> dspy.LM:
+    if "timeout" in kwargs:
+        raise ModelSpecError(f"local/{name}: a time limit (--timeout) applies to a remote model; an in-process "
+                             "model has no connection to time out")
     return dspy.LM(f"local/{name}", engine=engine, temperature=temperature, max_tokens=max_tokens, **kwargs)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from regenesis.cli import add_model_options
+from regenesis.cli import add_model_options, model_options
 from regenesis.cli.tasks import add_user_dataset_options, report_skipped, user_dataset_fields
 from regenesis.errors import BadInput
 from regenesis.models import DEFAULT_MAX_TOKENS, describe, resolve_lm
@@ -107,7 +107,7 @@ def run(args) -> int:
     check_out(args.out)
     names = task_list(args.tasks)
     examples = load_examples(args, names)
-    lm = resolve_lm(args.model, api_base=args.api_base, api_key=args.api_key, max_tokens=args.max_tokens)
+    lm = resolve_lm(args.model, **model_options(args), max_tokens=args.max_tokens)
     console = Console(stderr=True)
     console.print(f"Evaluating {escape(describe(lm))} on {len(examples)} problems", highlight=False)
     settings = {"tasks": names, "split": args.split, "limit": args.limit,

@@ -3,7 +3,7 @@
 import dspy
 from rich.console import Console
 
-from regenesis.cli import add_model_options
+from regenesis.cli import add_model_options, model_options
 from regenesis.errors import BadInput
 from regenesis.models import adapter_for, resolve_lm
 
@@ -24,7 +24,7 @@ def run(args) -> int:
 
     if not args.question.strip():
         raise BadInput("solve: the question is empty")
-    lm = resolve_lm(args.model, api_base=args.api_base, api_key=args.api_key, max_tokens=args.max_tokens)
+    lm = resolve_lm(args.model, **model_options(args), max_tokens=args.max_tokens)
     program = ReGenesis() if args.program == "regenesis" else ChainOfThoughtSolver()
     with dspy.context(lm=lm, adapter=adapter_for(lm)):
         prediction = program(question=args.question)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from regenesis.cli import add_model_options
+from regenesis.cli import add_model_options, model_options
 from regenesis.cli.tasks import add_task_options, examples_from_args
 from regenesis.errors import BadInput
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
@@ -90,7 +90,7 @@ def run(args) -> int:
     guidelines = load_guidelines(args.guidelines) if args.guidelines else None
     examples = examples_from_args(args)
     extra = {"max_tokens": args.max_tokens} if args.max_tokens else {}
-    lm = resolve_lm(args.model, api_base=args.api_base, api_key=args.api_key, **extra)
+    lm = resolve_lm(args.model, **model_options(args), **extra)
     report = synthesize(lm, examples, args.out, config, guidelines=guidelines)
     print_report(report)
     return 1 if report["failed"] else 0
