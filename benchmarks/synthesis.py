@@ -1,60 +1,162 @@
-"""The bootstrap loop on GSM8K train problems with the embedded model.
+"""The bootstrap loop on GSM8K train problems with the embedded model: how close it runs to the engine's
+raw decoding speed, and where its seconds go.
 
-Prints, from one run: the loop's generated tokens/s next to the engine's own tokens/s while it was
-generating, summed over the engine's copies (and the share of wall time those copies were busy),
-generations per kept row for the default and the `paper` preset, and the solve rate without and
-with hints.
+Prints, from one run, side by side (the machine is shared and noisy, so only ratios within one run
+mean much):
 
-    .venv/bin/python benchmarks/synthesis.py [--problems 20] [--paper-problems 2] [--out runs/bench-synthesis]
+- raw decode tokens/s of the engine's copies (unconstrained samples from as many threads as copies,
+  measured before and after the loop runs);
+- for the loop as it was (llama-cpp-python's own prefix match with the previous call on a copy) and with
+  stored prefix states (``regenesis.llama_prefix``): generated tokens/s, its ratio to the raw decode
+  speed (P1), prompt tokens processed per generated token, and the profile split of the copies' time:
+  prompt processing, decoding, sampling (with the grammar), the rest of the engine (chat template,
+  tokenizing, storing and loading prefix states), and the copies' idle time (DSPy, parsing, waiting).
 
-The paper preset makes about 170 generations per problem (plus as many for a hinted pass), so it
-runs on fewer problems by default.
+    .venv/bin/python benchmarks/synthesis.py [--problems 1] [--generations 8] [--preset default]
+        [--num-threads 2] [--hint] [--out runs/bench-synthesis]
 """
 
 import argparse
 import shutil
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
-from common import ROOT, timed_embedded_lm
+from common import ROOT, TimedLlamaCppEngine
 
+import dspy
+import llama_cpp
 from regenesis.evals.tasks import load_task
+from regenesis.llama_prefix import PrefixCachingLlama
+from regenesis.models import resolve_lm
 from regenesis.optimize.bootstrap import preset, synthesize
 
 
-def run(name, examples, out, num_threads):
-    lm = timed_embedded_lm()
+class SampleTimer:
+    """Seconds a copy spends sampling (the grammar runs inside llama.cpp's sampler chain)."""
+
+    sample_seconds = 0.0
+
+    def sample(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return super().sample(*args, **kwargs)
+        finally:
+            self.sample_seconds += time.perf_counter() - started
+
+
+class TimedLlama(SampleTimer, llama_cpp.Llama):
+    pass
+
+
+class TimedPrefixLlama(SampleTimer, PrefixCachingLlama):
+    pass
+
+
+class ProfiledEngine(TimedLlamaCppEngine):
+    """The engine with stored prefix states, adding up llama.cpp's own timings over its calls."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.profile = Counter()
+        self._profile_lock = threading.Lock()
+
+    def _llama(self, **settings):
+        return TimedPrefixLlama(states=self.prefix_states(), **settings)
+
+    @contextmanager
+    def borrow(self):
+        with super().borrow() as llm:
+            before, sampled = llama_cpp.llama_perf_context(llm.ctx), llm.sample_seconds
+            try:
+                yield llm
+            finally:
+                after = llama_cpp.llama_perf_context(llm.ctx)
+                with self._profile_lock:
+                    self.profile.update(prompt_tokens=after.n_p_eval - before.n_p_eval,
+                                        prompt_s=(after.t_p_eval_ms - before.t_p_eval_ms) / 1000,
+                                        decoded_tokens=after.n_eval - before.n_eval,
+                                        decode_s=(after.t_eval_ms - before.t_eval_ms) / 1000,
+                                        sample_s=llm.sample_seconds - sampled)
+
+
+class PrefixMatchOnlyEngine(ProfiledEngine):
+    """The engine as it was: llama-cpp-python's prefix match with the previous call on the same copy."""
+
+    def _llama(self, **settings):
+        return TimedLlama(**settings)
+
+
+def profiled_lm(engine_class, max_tokens: int = 384) -> dspy.LM:
+    plain = resolve_lm(None)
+    return dspy.LM(plain.model, engine=engine_class(plain.engine.path), temperature=0.0, max_tokens=max_tokens,
+                   cache=False)
+
+
+def raw_decode_rate(lm: dspy.LM, requests: int, max_tokens: int = 128) -> float:
+    """Tokens/s of unconstrained samples asked from as many threads as the engine has copies."""
+    engine, sampled = lm.engine, lm.copy(temperature=0.8, max_tokens=max_tokens)
+    before, started = engine.completion_tokens, time.perf_counter()
+    with ThreadPoolExecutor(max_workers=engine.copy_count()) as pool:
+        list(pool.map(lambda i: sampled(f"Write a short story about the number {i}.", rollout_id=i, seed=i),
+                      range(requests)))
+    return (engine.completion_tokens - before) / (time.perf_counter() - started)
+
+
+def run_loop(lm: dspy.LM, examples, out: str, config) -> tuple[dict, float]:
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    report = synthesize(lm, examples, out, preset(name, method="regenesis", num_threads=num_threads), progress=False)
-    wall = time.perf_counter() - started
-    engine = lm.engine
-    # Busy seconds add up over the engine's copies, which generate side by side.
-    return report, wall, engine.busy_seconds / engine.copy_count(), engine.completion_tokens
+    report = synthesize(lm, examples, out, config, progress=False)
+    return report, time.perf_counter() - started
+
+
+def profile_split(engine: ProfiledEngine, wall: float) -> str:
+    p = engine.profile
+    copies_s = wall * engine.copy_count()
+    parts = {"prompt": p["prompt_s"], "decode": p["decode_s"], "sampling+grammar": p["sample_s"],
+             "engine other": engine.busy_seconds - p["prompt_s"] - p["decode_s"] - p["sample_s"],
+             "copies idle": copies_s - engine.busy_seconds}
+    return " · ".join(f"{name} {seconds / copies_s:.0%}" for name, seconds in parts.items())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=20)
-    parser.add_argument("--paper-problems", type=int, default=2)
+    parser.add_argument("--problems", type=int, default=1)
+    parser.add_argument("--generations", type=int, default=8, help="per problem; 0 for the preset's own budget")
+    parser.add_argument("--preset", default="default")
     parser.add_argument("--num-threads", type=int, default=2)
+    parser.add_argument("--hint", action="store_true", help="also run the hinted pass")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-synthesis"))
     args = parser.parse_args()
-    examples = load_task("gsm8k-sample", split="train")
-    copies = timed_embedded_lm().engine.copy_count()
-    print(f"regenesis bootstrap loop, embedded model, gsm8k-sample train, {args.num_threads} threads, "
-          f"{copies} engine copies")
-    print(f"{'preset':<8} {'problems':>8} {'gens':>6} {'kept':>5} {'gens/kept':>9} {'solved':>7} "
-          f"{'+hint':>6} {'loop tok/s':>10} {'engine tok/s':>12} {'engine busy':>11}", flush=True)
-    for name, count in (("default", args.problems), ("paper", args.paper_problems)):
-        if not count:
-            continue
-        report, wall, busy, tokens = run(name, examples[:count], f"{args.out}/{name}", args.num_threads)
-        per_kept = report["generations_per_kept_row"]
-        print(f"{name:<8} {count:>8} {report['generations']:>6} {report['kept_rows']:>5} "
-              f"{per_kept if per_kept is not None else '-':>9} {report['solve_rate']:>7.0%} "
-              f"{report['solve_rate_with_hint']:>6.0%} {tokens / wall:>10.1f} {tokens / busy:>12.1f} {busy / wall:>11.0%}")
-        dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items())) or "none"
-        print(f"  {report['candidates']} candidate paths; dropped: {dropped}; report: {args.out}/{name}/report.json",
+    examples = load_task("gsm8k-sample", split="train")[: args.problems]
+    config = preset(args.preset, method="regenesis", num_threads=args.num_threads,
+                    generations=args.generations or None, hint_pass=args.hint)
+    loops = {"prefix match only": profiled_lm(PrefixMatchOnlyEngine), "prefix states": profiled_lm(ProfiledEngine)}
+    raw_lm = profiled_lm(PrefixMatchOnlyEngine)  # its own counters, the same loaded copies as the first loop
+    copies = raw_lm.engine.copy_count()
+    print(f"regenesis bootstrap loop, embedded model, gsm8k-sample train, {args.problems} problems, preset "
+          f"{args.preset}, {args.generations or 'preset'} generations, {args.num_threads} threads, "
+          f"{copies} engine copies", flush=True)
+    raw = [raw_decode_rate(raw_lm, 2 * copies)]
+    print(f"raw decode (before the loops): {raw[0]:.1f} tok/s", flush=True)
+    results = {name: run_loop(lm, examples, f"{args.out}/{i}", config) for i, (name, lm) in enumerate(loops.items())}
+    raw.append(raw_decode_rate(raw_lm, 2 * copies))
+    raw_rate = sum(raw) / len(raw)
+    print(f"raw decode (after the loops):  {raw[1]:.1f} tok/s; mean {raw_rate:.1f} tok/s")
+    print(f"{'engine':<18} {'gens':>5} {'kept':>5} {'wall s':>7} {'gen tok':>8} {'tok/s':>6} {'P1':>5} "
+          f"{'prompt tok':>10} {'prompt/gen':>10}")
+    for name, lm in loops.items():
+        report, wall = results[name]
+        engine = lm.engine
+        generated = engine.completion_tokens
+        print(f"{name:<18} {report['generations']:>5} {report['kept_rows']:>5} {wall:>7.1f} {generated:>8} "
+              f"{generated / wall:>6.1f} {generated / wall / raw_rate:>5.2f} {engine.profile['prompt_tokens']:>10} "
+              f"{engine.profile['prompt_tokens'] / max(1, generated):>10.2f}")
+        print(f"  profile: {profile_split(engine, wall)}; prompt processing "
+              f"{engine.profile['prompt_tokens'] / max(1e-9, engine.profile['prompt_s']):.0f} tok/s, decoding "
+              f"{engine.profile['decoded_tokens'] / max(1e-9, engine.profile['decode_s']):.0f} tok/s per copy",
               flush=True)
 
 

@@ -106,4 +106,4 @@ class PrefixCachingLlama(Llama):
         size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, SEQUENCE)
         buffer = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buffer, size, SEQUENCE)
-        return bytes(buffer[:written])
+        return ctypes.string_at(buffer, written)

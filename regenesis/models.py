@@ -25,6 +25,7 @@ import mmap
 import os
 import queue
 import struct
+import sys
 import threading
 import warnings
 from concurrent.futures import Future
@@ -370,12 +371,15 @@ class LlamaCppEngine(_InProcessEngine):
             return self._prefix_stores.setdefault(self._key(), PrefixStates(PREFIX_STATE_BYTES))
 
     def _load(self):
-        from regenesis.llama_prefix import PrefixCachingLlama
-
         # Prompt processing too: llama-cpp-python's default there is every core, for each copy.
         threads = self.threads_per_copy()
-        return PrefixCachingLlama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=threads,
-                                  n_threads_batch=threads, verbose=False, seed=0, states=self.prefix_states())
+        return self._llama(model_path=self.path, n_ctx=self.options["n_ctx"], n_threads=threads,
+                           n_threads_batch=threads, verbose=False, seed=0)
+
+    def _llama(self, **settings):
+        from regenesis.llama_prefix import PrefixCachingLlama
+
+        return PrefixCachingLlama(states=self.prefix_states(), **settings)
 
     def _generate(self, model: str, kwargs: dict, spent_before: int = 0) -> Response:
         with self.borrow() as llm:
@@ -714,8 +718,18 @@ def _check_provider(spec: str) -> str:
     return provider
 
 
+def accepts_json_schema(provider: str, api_base: str | None) -> bool | None:
+    """Whether a server takes a JSON-schema ``response_format``, where regenesis knows: vLLM always, and
+    so do the self-hosted OpenAI-compatible servers an ``openai/`` model with an ``api_base`` points at
+    (vLLM, SGLang, the llama.cpp server, Ollama, LM Studio). ``None``: DSPy's model catalog decides
+    (OpenAI's own models, for one, are in it); an explicit ``structured_output`` overrides both."""
+    if provider == "hosted_vllm" or (provider == "openai" and _endpoint(provider, api_base)):
+        return True
+    return None
+
+
 def _remote_lm(spec: str, api_base: str | None, api_key: str | None, temperature: float, max_tokens: int,
-               **kwargs: Any) -> dspy.LM:
+               structured_output: bool | None = None, **kwargs: Any) -> dspy.LM:
     provider = _check_provider(spec)
     env_var = PROVIDER_KEYS.get(provider)
     if env_var and not api_key and not api_base and not os.environ.get(env_var):
@@ -724,7 +738,10 @@ def _remote_lm(spec: str, api_base: str | None, api_key: str | None, temperature
         api_key = os.environ.get("OPENAI_API_KEY") or "local"  # local servers accept any non-empty key
     redact.register_secret(api_key)
     client = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
-    lm = RemoteLM(spec, temperature=temperature, max_tokens=max_tokens, **client, **kwargs)
+    if structured_output is None:
+        structured_output = accepts_json_schema(provider, api_base)
+    lm = RemoteLM(spec, structured_output=structured_output, temperature=temperature, max_tokens=max_tokens,
+                  **client, **kwargs)
     base = rollout_base(lm)
     return lm.copy(rollout_id=base) if base else lm
 
@@ -736,12 +753,14 @@ def resolve_lm(
     api_key: str | None = None,
     temperature: float = 0.0,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    structured_output: bool | None = None,
     **kwargs: Any,
 ) -> dspy.LM:
     """Turn a model spec into a ``dspy.LM`` (see the module docstring for the accepted forms).
 
     ``None`` or an empty spec gives the embedded default. Extra keyword arguments go to ``dspy.LM``
-    (``num_retries``, ``cache``, ``top_p`` …). Every error the spec can cause is a ``ModelSpecError``
+    (``num_retries``, ``cache``, ``top_p`` …). ``structured_output`` says whether a remote server takes a
+    JSON-schema ``response_format`` (default: ``accepts_json_schema``). Every error the spec can cause is a ``ModelSpecError``
     raised here, before any model call.
     """
     spec = (spec or DEFAULT_MODEL).strip()
@@ -758,7 +777,7 @@ def resolve_lm(
         return _local_lm(spec, path, temperature, max_tokens, **kwargs)
     if "/" not in spec or spec.startswith("local/"):
         raise ModelSpecError(f"Unknown model spec {spec!r}. Accepted forms:\n{accepted_forms()}")
-    return _remote_lm(spec, api_base, api_key, temperature, max_tokens, **kwargs)
+    return _remote_lm(spec, api_base, api_key, temperature, max_tokens, structured_output, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -779,7 +798,25 @@ class RemoteLM(dspy.LM):
 
     For a ``Request`` DSPy's cache key holds the request and the call's own ``rollout_id``, not the LM's;
     without it two endpoints (or two samples) would share cached answers.
+
+    ``structured_output`` says whether the server takes a JSON-schema ``response_format`` (then
+    ``adapter_for`` gives the JSONAdapter, which sends one); ``None`` leaves it to DSPy's model catalog.
     """
+
+    def __init__(self, model: str, *, structured_output: bool | None = None, **kwargs: Any):
+        super().__init__(model, **kwargs)
+        self.structured_output = structured_output
+
+    @property
+    def supports_response_schema(self) -> bool:
+        if self.structured_output is None:
+            return super().supports_response_schema
+        return self.structured_output
+
+    @property
+    def supported_params(self) -> set[str]:
+        params = super().supported_params
+        return params | {"response_format"} if self.structured_output else params
 
     def __call__(self, prompt=None, *, messages=None, **kwargs):
         return super().__call__(prompt, messages=messages, **self._with_rollout_id(kwargs))
@@ -852,12 +889,18 @@ def sample_lms(lm: dspy.LM, n: int, temperature: float = 1.0, top_p: float | Non
 def adapter_for(lm: dspy.LM) -> dspy.Adapter:
     """The adapter that makes ``lm`` parse reliably.
 
-    In-process models get DSPy's JSONAdapter, whose structured-output request the engine turns into a
-    llama.cpp JSON-schema grammar; hosted models keep DSPy's default ChatAdapter.
+    DSPy's JSONAdapter where the model's output is held to the JSON schema it sends: in-process models
+    (a llama.cpp grammar, xgrammar for transformers, vLLM's structured output) and servers that take a
+    JSON-schema ``response_format``; DSPy's default ChatAdapter elsewhere.
     """
-    if is_in_process(lm):
+    if constrains_output(lm):
         return dspy.JSONAdapter()
     return dspy.ChatAdapter()
+
+
+def constrains_output(lm: dspy.BaseLM) -> bool:
+    """Whether a structured-output request holds ``lm``'s output to the JSON schema."""
+    return is_in_process(lm) or (isinstance(lm, RemoteLM) and lm.supports_response_schema)
 
 
 def configure(spec: str | None = None, **kwargs: Any) -> dspy.LM:
@@ -881,16 +924,18 @@ ERROR_KINDS = ("server_error", "rate_limit", "timeout", "connection", "auth", "b
                "other")
 
 
-@functools.cache
 def _error_classes() -> tuple[tuple[str, tuple[type, ...]], ...]:
     """Each kind with the exception classes of DSPy, the OpenAI SDK (LiteLLM's errors subclass its ones)
     and httpx that mean it. The order matters: to the OpenAI SDK and to httpx a timeout is a connection
-    error too.
+    error too. LiteLLM's own are looked at only once it is loaded (no error of it can exist before), as
+    importing it takes seconds.
     """
     import httpx
-    import litellm
     import openai
     from dspy.utils import exceptions as dspy_errors
+
+    litellm = sys.modules.get("litellm")
+    litellm_server_errors = (litellm.ServiceUnavailableError, litellm.BadGatewayError) if litellm else ()
 
     return (
         ("model_load", (ModelLoadError,)),
@@ -901,8 +946,7 @@ def _error_classes() -> tuple[tuple[str, tuple[type, ...]], ...]:
         ("timeout", (dspy_errors.LMTimeoutError, openai.APITimeoutError, httpx.TimeoutException, TimeoutError)),
         ("connection", (dspy_errors.LMTransportError, openai.APIConnectionError, httpx.TransportError,
                         ConnectionError)),
-        ("server_error", (dspy_errors.LMServerError, openai.InternalServerError, litellm.ServiceUnavailableError,
-                          litellm.BadGatewayError)),
+        ("server_error", (dspy_errors.LMServerError, openai.InternalServerError, *litellm_server_errors)),
         ("bad_request", (dspy_errors.LMInvalidRequestError, openai.BadRequestError, openai.NotFoundError,
                          openai.UnprocessableEntityError)),
     )
