@@ -16,7 +16,6 @@ threads and ``rollout_id`` work the same for every kind of model.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import importlib.util

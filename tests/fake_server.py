@@ -68,12 +68,12 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeServer:
-    def __init__(self, responder: Responder, model: str = "fake"):
+    def __init__(self, responder: Responder, model: str = "fake", port: int = 0):
         self.responder = responder
         self.model = model
         self.requests: list[dict] = []
         self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
