@@ -1,0 +1,66 @@
+"""`regenesis finetune` under `accelerate launch`, two CPU processes (gloo), with the configs in
+examples/accelerate/: each run trains across both processes and writes one loadable checkpoint.
+
+On CPU, accelerate runs a multi-process job as DDP whatever the config (it applies FSDP only to GPU
+processes), so examples/accelerate/fsdp.yaml is exercised on GPUs only; DeepSpeed ZeRO-3 runs on CPU
+through DeepSpeed's CPU accelerator.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dspy
+import pytest
+import torch
+
+from regenesis.models import TransformersEngine, resolve_lm
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = ROOT / "tests" / "data" / "finetune-rows" / "train.jsonl"
+
+pytestmark = pytest.mark.model
+
+
+def launch(config: str, tmp_path: Path) -> Path:
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    shortest = sorted(ROWS.read_text().splitlines(), key=len)[:4]
+    (rows / "train.jsonl").write_text("\n".join(shortest) + "\n")
+    ckpt = tmp_path / "ckpt"
+    regenesis = str(Path(sys.executable).parent / "regenesis")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "examples" / "accelerate" / config), "--num_processes", "2", regenesis, "finetune",
+               "--data", str(rows), "--out", str(ckpt), "--max-steps", "2", "--batch-size", "1",
+               "--max-length", "512"]
+    done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return ckpt
+
+
+def check_checkpoint(ckpt: Path):
+    """Trained on two processes, saved once as one Hugging Face folder that answers as a model spec."""
+    args = torch.load(ckpt / "training_args.bin", weights_only=False)
+    assert args.world_size == 2
+    assert [p.name for p in ckpt.glob("*.safetensors")] == ["model.safetensors"]
+    assert json.loads((ckpt / "finetune.json").read_text())["result"]["steps"] == 2
+    lm = resolve_lm(str(ckpt), max_tokens=24, cache=False)
+    assert isinstance(lm.engine, TransformersEngine)
+    with dspy.context(lm=lm):
+        assert lm("What is 2 plus 2?")[0].strip()
+    return args
+
+
+def test_two_cpu_processes_under_accelerate_launch_write_one_checkpoint(tmp_path):
+    args = check_checkpoint(launch("multi_gpu.yaml", tmp_path))
+    assert args.parallel_mode.name == "DISTRIBUTED"
+
+
+@pytest.mark.slow
+def test_deepspeed_zero3_on_two_cpu_processes_writes_one_checkpoint(tmp_path):
+    pytest.importorskip("deepspeed")
+    args = check_checkpoint(launch("deepspeed_zero3.yaml", tmp_path))
+    assert args.deepspeed  # the Trainer ran under DeepSpeed's config from the accelerate file
