@@ -717,14 +717,21 @@ def _check_provider(spec: str) -> str:
     return provider
 
 
-def accepts_json_schema(provider: str, api_base: str | None) -> bool | None:
-    """Whether a server takes a JSON-schema ``response_format``, where regenesis knows: vLLM always, and
-    so do the self-hosted OpenAI-compatible servers an ``openai/`` model with an ``api_base`` points at
-    (vLLM, SGLang, the llama.cpp server, Ollama, LM Studio). ``None``: DSPy's model catalog decides
-    (OpenAI's own models, for one, are in it); an explicit ``structured_output`` overrides both."""
-    if provider == "hosted_vllm" or (provider == "openai" and _endpoint(provider, api_base)):
-        return True
-    return None
+def accepts_json_schema(provider: str) -> bool | None:
+    """Whether a server takes a JSON-schema ``response_format``, where regenesis knows; ``None`` leaves it
+    to DSPy's model catalog (which knows OpenAI's own models, for one).
+
+    ``$REGENESIS_STRUCTURED_OUTPUT`` (1 or 0) says it for any server, and an explicit ``structured_output``
+    overrides both. vLLM always takes one. Other OpenAI-compatible servers need the opt-in: SGLang and
+    llama.cpp's own server take one, but llama-cpp-python's server refuses the request outright
+    ("Input should be 'text' or 'json_object'").
+    """
+    stated = os.environ.get("REGENESIS_STRUCTURED_OUTPUT")
+    if stated:
+        if stated not in ("0", "1"):
+            raise ModelSpecError(f"$REGENESIS_STRUCTURED_OUTPUT={stated!r}: use 1 (send the JSON schema) or 0")
+        return stated == "1"
+    return True if provider == "hosted_vllm" else None
 
 
 def _remote_lm(spec: str, api_base: str | None, api_key: str | None, temperature: float, max_tokens: int,
@@ -738,7 +745,7 @@ def _remote_lm(spec: str, api_base: str | None, api_key: str | None, temperature
     redact.register_secret(api_key)
     client = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
     if structured_output is None:
-        structured_output = accepts_json_schema(provider, api_base)
+        structured_output = accepts_json_schema(provider)
     lm = RemoteLM(spec, structured_output=structured_output, temperature=temperature, max_tokens=max_tokens,
                   **client, **kwargs)
     base = rollout_base(lm)

@@ -1,10 +1,23 @@
-"""`regenesis models`: the embedded models and the accepted model spec forms."""
+"""`regenesis models`: the embedded models, the accepted model spec forms, and which engines hold typed
+output to its JSON schema."""
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from regenesis.models import EMBEDDED_MODELS, SPEC_FORMS, ModelSpecError
+
+# What `adapter_for` and the engines do with a program's typed fields (see `regenesis.models`).
+OUTPUT_CONSTRAINTS = [
+    ("GGUF file, embedded default", "llama.cpp", "yes: JSON-schema grammar, strings bounded to the token budget"),
+    ("Hugging Face folder", "transformers", "yes: xgrammar logits processor, the same string bounds"),
+    ("Hugging Face folder (GPU)", "vLLM", "yes: vLLM structured output"),
+    ("hosted_vllm/...", "vLLM's server", "yes: response_format with the JSON schema"),
+    ("openai/... with --api-base", "the server", "with $REGENESIS_STRUCTURED_OUTPUT=1 (SGLang, llama.cpp's server); "
+                                                 "llama-cpp-python's server refuses it"),
+    ("openai/... (OpenAI's API)", "the provider", "where DSPy's model catalog says the model takes a schema"),
+    ("other providers", "the provider", "no: DSPy's ChatAdapter, with its JSON retry"),
+]
 
 
 def register(commands) -> None:
@@ -31,4 +44,10 @@ def run(args) -> int:
     for form, meaning in SPEC_FORMS:
         forms.add_row(escape(form), escape(meaning))
     console.print(forms)
+    constraints = Table(title="Typed output (a program's fields) held to its JSON schema")
+    for column in ("model", "engine", "constrained"):
+        constraints.add_column(column)
+    for row in OUTPUT_CONSTRAINTS:
+        constraints.add_row(*map(escape, row))
+    console.print(constraints)
     return 0

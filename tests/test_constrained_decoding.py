@@ -1,0 +1,138 @@
+"""Every engine parses: a Hugging Face folder decodes under the JSON schema (xgrammar), servers that take
+structured output get it, and a tuned checkpoint answers `solve` and `synthesize` in a form that parses."""
+
+import json
+from pathlib import Path
+
+import dspy
+import pytest
+import torch
+
+from regenesis.cli import main
+from regenesis.cli.solve import tuned_checkpoint
+from regenesis.finetune import dense_base, finetune
+from regenesis.models import ModelSpecError, RemoteLM, TransformersEngine, adapter_for, constrains_output, resolve_lm
+from tests.fake_server import FakeServer, fields_reply
+
+ROWS = Path(__file__).parent / "data" / "finetune-rows"
+
+
+class MathQA(dspy.Signature):
+    """Solve the math word problem. Reason step by step, then give the numeric answer."""
+
+    question: str = dspy.InputField()
+    reasoning: str = dspy.OutputField()
+    answer: float = dspy.OutputField()
+
+
+QUESTIONS = ["Tom has 3 apples and buys 4 more. How many apples does he have?",
+             "A pen costs 2 dollars. How much do 5 pens cost?"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two torch threads on a shared small machine spin against each other
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers: structured output where the server takes it, DSPy's default elsewhere
+
+
+def answer_reply(body: dict) -> str:
+    return fields_reply(body, {"reasoning": "3 + 4 = 7", "answer": "7"})
+
+
+def test_a_server_that_takes_structured_output_gets_the_json_schema(monkeypatch):
+    monkeypatch.setenv("REGENESIS_STRUCTURED_OUTPUT", "1")
+    with FakeServer(answer_reply) as server:
+        lm = resolve_lm("openai/fake", api_base=server.url, cache=False)
+        assert constrains_output(lm) and isinstance(adapter_for(lm), dspy.JSONAdapter)
+        with dspy.context(lm=lm, adapter=adapter_for(lm)):
+            prediction = dspy.Predict(MathQA)(question=QUESTIONS[0])
+        sent = server.requests[-1]["response_format"]
+    assert prediction.answer == 7.0
+    assert sent["type"] == "json_schema"
+    assert set(sent["json_schema"]["schema"]["properties"]) == {"reasoning", "answer"}
+
+
+def test_vllm_gets_the_schema_and_other_servers_keep_dspys_default_unless_they_opt_in():
+    with FakeServer(answer_reply) as server:
+        assert constrains_output(resolve_lm("hosted_vllm/fake", api_base=server.url))
+        assert constrains_output(resolve_lm("openai/fake", api_base=server.url, structured_output=True))
+        lm = resolve_lm("openai/fake", api_base=server.url, cache=False)
+        assert isinstance(adapter_for(lm), dspy.ChatAdapter)
+        with dspy.context(lm=lm, adapter=adapter_for(lm)):
+            assert dspy.Predict(MathQA)(question=QUESTIONS[0]).answer == 7.0
+        assert "response_format" not in server.requests[-1]
+
+
+def test_a_bad_structured_output_setting_is_refused_before_any_call(monkeypatch):
+    monkeypatch.setenv("REGENESIS_STRUCTURED_OUTPUT", "yes")
+    with pytest.raises(ModelSpecError, match="REGENESIS_STRUCTURED_OUTPUT='yes'"):
+        resolve_lm("hosted_vllm/fake", api_base="http://127.0.0.1:9/v1")
+
+
+def test_a_provider_regenesis_knows_nothing_about_keeps_the_chat_adapter(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    lm = resolve_lm("anthropic/claude-3-haiku-20240307")
+    assert isinstance(lm, RemoteLM) and lm.structured_output is None
+    assert isinstance(adapter_for(lm), dspy.ChatAdapter)
+
+
+def test_a_tuned_checkpoint_is_told_by_its_finetune_json(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    (ckpt / "gguf").mkdir(parents=True)
+    (ckpt / "gguf" / "model-q8_0.gguf").write_bytes(b"GGUF")
+    (ckpt / "config.json").write_text("{}")
+    assert tuned_checkpoint(str(ckpt)) is None
+    (ckpt / "finetune.json").write_text("{}")
+    assert tuned_checkpoint(str(ckpt)) == ckpt
+    assert tuned_checkpoint(str(ckpt / "gguf" / "model-q8_0.gguf")) == ckpt
+    assert tuned_checkpoint(None) is None and tuned_checkpoint("openai/gpt-4o-mini") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The transformers engine: the real embedded weights as a Hugging Face folder
+
+
+@pytest.mark.model
+def test_the_base_model_as_a_hugging_face_folder_parses():
+    lm = resolve_lm(dense_base(None), cache=False, max_tokens=96)
+    assert isinstance(lm.engine, TransformersEngine) and isinstance(adapter_for(lm), dspy.JSONAdapter)
+    for question in QUESTIONS:
+        with dspy.context(lm=lm, adapter=adapter_for(lm)):
+            prediction = dspy.Predict(MathQA)(question=question)
+        assert isinstance(prediction.answer, float) and prediction.reasoning.strip()
+    # Without the grammar the same model writes no parseable JSON for these prompts.
+    assert all(json.loads(entry["outputs"][0]) for entry in lm.history[-2:])
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory) -> Path:
+    """A checkpoint tuned for three steps on the two shortest training rows."""
+    folder = tmp_path_factory.mktemp("tuned")
+    lines = sorted((ROWS / "train.jsonl").read_text().splitlines(), key=len)[:2]
+    (folder / "rows").mkdir()
+    (folder / "rows" / "train.jsonl").write_text("".join(line + "\n" for line in lines))
+    return finetune(folder / "rows", None, folder / "ckpt", max_steps=3, max_length=512, batch_size=2, lr=1e-4)
+
+
+@pytest.mark.model
+def test_solve_asks_a_tuned_checkpoint_as_it_was_trained(tuned, capsys):
+    assert main(["solve", "--model", str(tuned), "--max-tokens", "160", "What is 7 times 6?"]) == 0
+    printed = capsys.readouterr().out
+    assert "Reasoning" in printed and "Answer:" in printed and "Guidelines" not in printed
+
+
+@pytest.mark.model
+def test_synthesize_with_a_tuned_checkpoint_parses_every_step(tuned, tmp_path):
+    out = tmp_path / "syn"
+    assert main(["synthesize", "--model", str(tuned), "--method", "regenesis", "--task", "gsm8k-sample",
+                 "--split", "train", "--limit", "1", "--generations", "4", "--no-hint", "--max-tokens", "96",
+                 "--num-threads", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["generations"] >= 4
+    assert report["dropped"].get("parse", 0) == 0 and report["model_errors"] == 0
