@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from regenesis.cli import main
 from regenesis.evals.tasks import load_task
 from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
 from regenesis.optimize.distributed import SHARDS_FOLDER, ModelSource, synthesize_on_ray
@@ -51,7 +52,7 @@ def canonical(folder):
 
 def test_ray_run_writes_the_rows_of_a_single_process_run(cluster, problems, tmp_path):
     with FakeServer(plus_reply) as server:
-        model = ModelSource("openai/plus", api_base=server.url, options={"cache": False})
+        model = ModelSource("openai/plus", {"api_base": server.url, "cache": False})
         single = synthesize(model.resolve(), problems, tmp_path / "single", CONFIG, progress=False)
         report = synthesize_on_ray(model, problems, tmp_path / "ray", CONFIG, shards=4, progress=False)
     assert canonical(tmp_path / "ray") == canonical(tmp_path / "single")
@@ -86,7 +87,7 @@ def test_a_worker_killed_mid_run_leaves_every_problem_done_once(cluster, problem
         return plus_reply(body)
 
     with FakeServer(responder) as server:
-        model = ModelSource("openai/plus-killed", api_base=server.url, options={"cache": False, "num_retries": 0})
+        model = ModelSource("openai/plus-killed", {"api_base": server.url, "cache": False, "num_retries": 0})
         report = synthesize_on_ray(model, problems, out, CONFIG, shards=2, progress=False)
         single = synthesize(model.resolve(), problems, tmp_path / "single", CONFIG, progress=False)
     assert killed == [True]
@@ -96,3 +97,18 @@ def test_a_worker_killed_mid_run_leaves_every_problem_done_once(cluster, problem
     rows, _ = canonical(out)
     assert len(rows) == len(set(rows)) == report["kept_rows"]
     assert rows == canonical(tmp_path / "single")[0]
+
+
+def test_the_synthesize_command_runs_on_ray(cluster, problems, tmp_path, capsys):
+    data = tmp_path / "plus.jsonl"
+    with FakeServer(plus_reply) as server:
+        command = ["synthesize", "--method", "star", "--task", str(data), "--answer-type", "number",
+                   "--model", "openai/plus-cli", "--api-base", server.url, "--generations", "2", "--no-hint",
+                   "--ray", "auto", "--out", str(tmp_path / "out")]
+        assert main(command) == 0
+        report = json.loads((tmp_path / "out" / "report.json").read_text())
+        assert (report["finished"], report["ray"]["cluster_cpus"]) == (8, 2.0)
+        self_discover = [*command[:2], "self-discover", *command[3:-1], str(tmp_path / "self-discover")]
+        assert main(self_discover) == 2  # one plan per task from all the problems: not sharded
+        assert not (tmp_path / "self-discover").exists()
+        assert "--ray: self-discover" in capsys.readouterr().err

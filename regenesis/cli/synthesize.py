@@ -42,6 +42,9 @@ def register(commands) -> None:
     budget.add_argument("--max-tokens", type=int, default=None, help="tokens per generation")
     parser.add_argument("--guidelines", default=None, metavar="FILE", help="a guideline library ('name: text' lines)")
     parser.add_argument("--num-threads", type=int, default=2, help="problems processed at once")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="run on a Ray cluster: its address, auto for the running one, local for a new one "
+                             "here (pip install 'regenesis[ray]'); --num-threads is then per worker")
     quality = parser.add_argument_group("quality filters (after answer matching)")
     quality.add_argument("--no-arithmetic-check", action="store_true")
     quality.add_argument("--no-form-check", action="store_true")
@@ -90,8 +93,14 @@ def run(args) -> int:
     guidelines = load_guidelines(args.guidelines) if args.guidelines else None
     examples = examples_from_args(args)
     extra = {"max_tokens": args.max_tokens} if args.max_tokens else {}
-    lm = resolve_lm(args.model, **model_options(args), **extra)
-    report = synthesize(lm, examples, args.out, config, guidelines=guidelines)
+    options = {**model_options(args), **extra}
+    if args.ray:
+        from regenesis.optimize.distributed import ModelSource, synthesize_on_ray
+
+        report = synthesize_on_ray(ModelSource(args.model, options), examples, args.out, config, address=args.ray,
+                                   guidelines=guidelines)
+    else:
+        report = synthesize(resolve_lm(args.model, **options), examples, args.out, config, guidelines=guidelines)
     print_report(report)
     return 1 if report["failed"] else 0
 

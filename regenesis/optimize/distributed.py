@@ -45,15 +45,13 @@ WORKER_ENV = ("LITELLM_LOCAL_MODEL_COST_MAP", "DSPY_CACHEDIR", "REGENESIS_ENGINE
 
 @dataclass(frozen=True)
 class ModelSource:
-    """How a worker builds its own copy of the model: ``resolve_lm(spec, api_base=..., **options)``."""
+    """How a worker builds its own copy of the model: ``resolve_lm(spec, **options)``."""
 
     spec: str | None = None
-    api_base: str | None = None
-    api_key: str | None = None
     options: dict = field(default_factory=dict)
 
     def resolve(self):
-        return resolve_lm(self.spec, api_base=self.api_base, api_key=self.api_key, **self.options)
+        return resolve_lm(self.spec, **self.options)
 
 
 @dataclass(frozen=True)
