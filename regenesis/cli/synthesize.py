@@ -84,12 +84,17 @@ def config_from_args(args):
 
 def run(args) -> int:
     from regenesis.guidelines import load_guidelines
-    from regenesis.models import resolve_lm
+    from regenesis.models import ModelSpecError, resolve_lm
     from regenesis.optimize.bootstrap import synthesize
 
     if args.label_free and args.method != "regenesis":
         raise BadInput("--label-free applies to --method regenesis (lmsi is label-free already)")
     config = config_from_args(args)
+    if args.judge:
+        try:
+            resolve_lm(args.judge)
+        except ModelSpecError as exc:
+            raise BadInput(f"--judge {args.judge}: {exc}") from None
     guidelines = load_guidelines(args.guidelines) if args.guidelines else None
     examples = examples_from_args(args)
     extra = {"max_tokens": args.max_tokens} if args.max_tokens else {}
