@@ -511,7 +511,8 @@ class VLLMEngine(_InProcessEngine):
     One vLLM engine per model and process holds the GPU. The requests DSPy's threads make at the same
     time go to it as one batch (``LLM.chat`` with a list of conversations), and prefix caching lets the
     samples of one ReGenesis step reuse the KV cache of the prompt they share. A JSON-schema request
-    (DSPy's JSONAdapter) becomes vLLM's structured output for that schema.
+    (DSPy's JSONAdapter) becomes vLLM's structured output for that schema, its strings bounded as for
+    the other engines (``_complete_json``).
     """
 
     loader = "vLLM"
@@ -526,35 +527,27 @@ class VLLMEngine(_InProcessEngine):
         return LLM(model=self.path, enable_prefix_caching=True, seed=0,
                    **{k: v for k, v in self.options.items() if v is not None})
 
-    def complete(self, request):
+    def _generate(self, model: str, kwargs: dict, spent_before: int = 0) -> Response:
         with self._registry_lock:
-            batcher = self._batchers.setdefault(self._key(), _Batcher(self._generate))
-        output = batcher.submit((_request_messages(request), self._sampling_params(request.config)))
+            batcher = self._batchers.setdefault(self._key(), _Batcher(self._generate_batch))
+        output = batcher.submit((kwargs["messages"], self._sampling_params(kwargs)))
         completion = output.outputs[0]
-        return _response(request.model, completion.text, completion.finish_reason or "stop",
-                         len(output.prompt_token_ids or ()), len(completion.token_ids))
+        return _response(model, completion.text, completion.finish_reason or "stop",
+                         len(output.prompt_token_ids or ()), spent_before + len(completion.token_ids))
 
     @staticmethod
-    def _sampling_params(config):
+    def _sampling_params(kwargs: dict):
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
-        params: dict[str, Any] = {"temperature": config.temperature or 0.0,
-                                  "max_tokens": config.max_tokens or DEFAULT_MAX_TOKENS}
-        if config.top_p is not None:
-            params["top_p"] = config.top_p
-        if config.stop:
-            params["stop"] = list(config.stop)
-        if config.seed is not None:
-            params["seed"] = config.seed
-        fmt = config.response_format
-        if fmt and fmt.get("type") == "json_schema":
-            params["structured_outputs"] = StructuredOutputsParams(json=fmt["schema"])
-        elif fmt and fmt.get("type") == "json_object":
-            params["structured_outputs"] = StructuredOutputsParams(json_object=True)
+        params = {key: kwargs[key] for key in ("temperature", "top_p", "max_tokens", "stop", "seed") if key in kwargs}
+        fmt = kwargs.get("response_format")
+        if fmt:
+            params["structured_outputs"] = (StructuredOutputsParams(json=fmt["schema"]) if "schema" in fmt
+                                            else StructuredOutputsParams(json_object=True))
         return SamplingParams(**params)
 
-    def _generate(self, requests: list[tuple[list[dict], Any]]) -> list:
+    def _generate_batch(self, requests: list[tuple[list[dict], Any]]) -> list:
         with self.borrow() as llm:
             return llm.chat([messages for messages, _ in requests], [params for _, params in requests],
                             use_tqdm=False)

@@ -115,7 +115,7 @@ def test_structured_output_and_token_counts_reach_dspy(vllm):
     assert prediction.answer == "nine"
     params = LLM.instances[0].batches[0][0][1]
     schema = params.structured_outputs.json
-    assert "answer" in schema["properties"]
+    assert schema["properties"]["answer"]["maxLength"] > 0  # strings bounded as for every engine
     (entry,) = usage.usage_data[lm.model]
     assert entry["completion_tokens"] == 2 and entry["prompt_tokens"] > 0
 
