@@ -48,6 +48,7 @@ from regenesis.finetune import FinetuneConfig, export_gguf, finetune
 from regenesis.guidelines import load_guidelines
 from regenesis.models import EMBEDDED_MODELS, ModelSpecError, model_identity, resolve_lm
 from regenesis.optimize.bootstrap import SynthesisConfig, preset, synthesize
+from regenesis.optimize.distributed import ModelSource, synthesize_on_ray
 from regenesis.optimize.filters import FilterOptions
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
 from regenesis.provenance import provenance, provenance_markdown
@@ -137,6 +138,7 @@ class ExperimentConfig:
     name: str = ""
     model: str | None = None
     api_base: str | None = None
+    ray: str | None = None  # synthesize on this Ray cluster ("auto": the running one); the rows are the same
     rounds: int = field(default=1, metadata=COUNT)
     restart_from_base: bool = True
     num_threads: int = field(default=2, metadata=COUNT)
@@ -429,8 +431,11 @@ class Experiment:
         return shared_lines
 
     # -- models ---------------------------------------------------------------------------------
+    def lm_source(self, spec: str | None, **kwargs) -> ModelSource:
+        return ModelSource(spec, {"api_base": self.config.api_base if spec == self.config.model else None, **kwargs})
+
     def lm(self, spec: str | None, **kwargs):
-        return resolve_lm(spec, api_base=self.config.api_base if spec == self.config.model else None, **kwargs)
+        return self.lm_source(spec, **kwargs).resolve()
 
     def check_models(self) -> None:
         """Resolve every model the config names, so a bad spec stops the run before anything is written."""
@@ -542,7 +547,12 @@ class Experiment:
         console.print(f"[bold]synthesize[/bold] {escape(label)} with {escape(generator or 'the default model')}",
                       highlight=False)
         started = time.perf_counter()
-        report = synthesize(lm, examples, folder, config, guidelines=guidelines, progress=self.progress)
+        if self.config.ray:
+            report = synthesize_on_ray(self.lm_source(generator, max_tokens=self.config.train.max_tokens), examples,
+                                       folder, config, address=self.config.ray, guidelines=guidelines,
+                                       progress=self.progress)
+        else:
+            report = synthesize(lm, examples, folder, config, guidelines=guidelines, progress=self.progress)
         if report["failed"]:
             raise StageFailed(f"{stage.name}: {report['failed']} problems failed ({json.dumps(report['failed_by_kind'])}); "
                               "rerun the same command to retry them")

@@ -11,7 +11,9 @@ import threading
 import pytest
 
 from regenesis.cli import main
+from regenesis.errors import BadInput
 from regenesis.evals.tasks import load_task
+from regenesis.experiment import Experiment, ExperimentConfig
 from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
 from regenesis.optimize.distributed import SHARDS_FOLDER, ModelSource, synthesize_on_ray
 from tests.fake_server import FakeServer, fields_reply, last_user_text
@@ -112,3 +114,21 @@ def test_the_synthesize_command_runs_on_ray(cluster, problems, tmp_path, capsys)
         assert main(self_discover) == 2  # one plan per task from all the problems: not sharded
         assert not (tmp_path / "self-discover").exists()
         assert "--ray: self-discover" in capsys.readouterr().err
+
+
+def test_an_experiment_config_with_a_ray_key_synthesizes_on_ray(cluster, problems, tmp_path):
+    data = tmp_path / "plus.jsonl"
+    toml = tmp_path / "ray.toml"
+    with FakeServer(plus_reply) as server:
+        toml.write_text(f'model = "openai/plus-toml"\napi_base = "{server.url}"\nray = "auto"\n'
+                        f'[train]\ntask = "{data}"\nanswer_type = "number"\n[eval]\ntasks = ["{data}"]\n'
+                        '[methods.star]\nmethod = "star"\ngenerations = 2\nhint_pass = false\n')
+        config = ExperimentConfig.load(toml)
+        stage = Experiment(config, tmp_path / "exp", progress=False).synthesize(
+            tmp_path / "exp" / "synthesize-star", "star", config.methods["star"], config.model, problems, {})
+    report = json.loads((tmp_path / "exp" / "synthesize-star" / "report.json").read_text())
+    assert config.ray == "auto" and report["ray"]["address"] == "auto" and report["finished"] == 8
+    assert stage["stage"] == "synthesize star" and stage["report"]["kept_rows"] == report["kept_rows"]
+    toml.write_text(toml.read_text().replace('ray = "auto"', "ray = 2"))
+    with pytest.raises(BadInput, match=r"ray\.toml: ray"):
+        ExperimentConfig.load(toml)

@@ -88,7 +88,7 @@ def connect(address: str) -> None:
     try:
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
     except ConnectionError as exc:
-        raise BadInput(f"--ray {address}: no Ray cluster there ({exc})") from None
+        raise BadInput(f"--ray {address}: no Ray cluster there ({str(exc).splitlines()[0]})") from None
 
 
 def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: str | Path,
@@ -115,6 +115,7 @@ def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: 
                           regenesis_budget=config.regenesis)
     settings = run_settings(lm, examples, method, config, adapter_for(lm))
     connect(address)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the run's own bar counts the problems
     with open_run(out_dir, settings) as store:
         todo = tuple(e for e in examples if e.id not in store.finished)
         started, new_tokens = time.monotonic(), 0
