@@ -227,3 +227,116 @@ def test_the_final_line_states_only_the_answer(tmp_path):
     _, out = run(tmp_path, [rambling], config)
     assert rows(out)[0]["messages"][1]["content"].endswith("5 * 2 = 10 dollars.\nThe answer is 10.")
     assert rows(out)[0]["meta"]["answer"] == "10"
+
+
+# Method fidelity: the budget the user asks for, the hinted pass's own budget, a random cap, no gold
+# anywhere in label-free mode.
+
+def asks(field):
+    return f"starting with the field `[[ ## {field} ## ]]`"
+
+
+REGENESIS_STEPS = {
+    asks("selected"): {"selected": "[1]"},
+    asks("adapted_guidelines"): {"adapted_guidelines": "Find the price of one pen first."},
+    asks("reasoning_structure"): {"reasoning_structure": "1. Price of one pen. 2. Price of five pens."},
+    asks("reasoning"): SOUND,
+}
+
+
+def test_the_paper_preset_honours_a_shared_budget_and_counts_it(tmp_path):
+    from regenesis.cli.synthesize import config_from_args, register
+    import argparse
+
+    commands = argparse.ArgumentParser().add_subparsers()
+    register(commands)
+    args = commands.choices["synthesize"].parse_args(
+        ["--task", "gsm8k-sample", "--preset", "paper", "--generations", "8", "--no-hint", "--num-threads", "1",
+         "--out", "x"])
+    config = config_from_args(args)
+    assert config.regenesis is None and config.temperature == 1.2
+    lm = DummyLM(REGENESIS_STEPS)
+    report = synthesize(lm, [PENS], tmp_path / "run", config, progress=False)
+    assert report["planned_generations_per_problem"] == 7  # 1 selected set (4 calls) + 1 single (3)
+    assert report["generations"] == 7
+
+
+def hinted_star_server(requests_log):
+    from tests.fake_server import fields_reply
+
+    def respond(body):
+        requests_log.append(body)
+        hinted = "correct_answer" in json.dumps(body["messages"])
+        return fields_reply(body, SOUND if hinted else WRONG)
+    return respond
+
+
+def test_the_hint_pass_has_its_own_budget_and_temperature(tmp_path):
+    from regenesis.models import resolve_lm
+    from tests.fake_server import FakeServer
+
+    seen = []
+    config = SynthesisConfig(method="star", generations=3, hint_generations=1, hint_temperature=0.85,
+                             temperature=1.2, num_threads=1)
+    with FakeServer(hinted_star_server(seen)) as server:
+        report = synthesize(resolve_lm("openai/fake", api_base=server.url), [PENS], tmp_path / "run", config,
+                            progress=False)
+    hinted = [b for b in seen if "correct_answer" in json.dumps(b["messages"])]
+    plain = [b for b in seen if b not in hinted]
+    assert (len(plain), len(hinted)) == (3, 1)
+    assert {b["temperature"] for b in plain} == {1.2} and {b["temperature"] for b in hinted} == {0.85}
+    assert report["planned_hint_generations_per_problem"] == 1
+    assert report["planned_generations_with_hint_pass"] == 4 and report["solved_with_hint"] == 1
+
+
+def test_the_paper_presets_hint_pass_is_about_100_generations_at_0_85():
+    from regenesis.optimize.bootstrap import planned_hint_generations, preset
+    from regenesis.optimize.methods import build_method
+
+    paper = preset("paper")
+    method = build_method("regenesis", regenesis_budget=paper.regenesis)
+    assert 95 <= planned_hint_generations(method, paper) <= 100 < method.planned_generations()
+    assert paper.hint_temperature == 0.85
+
+
+def test_the_cap_keeps_a_random_reproducible_choice_per_problem(tmp_path):
+    paths = [SOUND, SOUND_2, SOUND_3, SOUND_4]
+    problems = [replace(PENS, id=f"t/{n}") for n in range(6)]
+    config = SynthesisConfig(method="cot", generations=4, max_kept=2, num_threads=1)
+
+    def kept_indices(name):
+        report, out = run(tmp_path, paths * len(problems), config, examples=problems, name=name)
+        assert report["dropped"]["over_cap"] == 2 * len(problems)
+        return [tuple(r["meta"]["sample_index"] for r in rows(out) if r["meta"]["problem_id"] == p.id)
+                for p in problems]
+
+    first = kept_indices("a")
+    assert first == kept_indices("b")  # seeded by the problem: the same rows again
+    assert len(set(first)) > 1 and any(kept != (0, 1) for kept in first)
+
+
+def test_label_free_shows_the_gold_answer_to_nothing_not_even_the_judge(tmp_path, monkeypatch):
+    from regenesis.models import resolve_lm
+    from regenesis.optimize.filters import FilterOptions
+    from tests.fake_server import FakeServer, fields_reply, output_fields
+
+    secret_gold = replace(PENS, gold="7319")  # label-free keeps the majority answer (10), not gold
+
+    def respond(body):
+        fields = output_fields(body)
+        if "supports_answer" in fields:
+            return fields_reply(body, {"rationale": "Each step follows.", "supports_answer": "True"})
+        return fields_reply(body, {**REGENESIS_STEPS[asks("adapted_guidelines")],
+                                   **REGENESIS_STEPS[asks("reasoning_structure")], **SOUND})
+
+    with FakeServer(respond) as server:
+        monkeypatch.setenv("OPENAI_API_BASE", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        config = SynthesisConfig(method="regenesis", regenesis=ReGenesisBudget(selections=0, singles=2),
+                                 label_free=True, num_threads=1, filters=FilterOptions(judge_model="openai/judge"))
+        report = synthesize(resolve_lm("openai/fake", api_base=server.url), [secret_gold], tmp_path / "run", config,
+                            progress=False)
+        sent = [json.dumps(body) for body in server.requests]
+    judged = [text for text in sent if "supports_answer" in text]
+    assert report["kept_rows"] == 1 and judged  # the second, identical path is judged from the cache
+    assert not any("7319" in text for text in sent)

@@ -21,6 +21,7 @@ from regenesis.optimize.filters import (
     build_filters,
     check_path,
     final_answer,
+    hint_leak,
     mentions_hint,
     stated_computations,
 )
@@ -393,3 +394,50 @@ def test_answer_lines_are_not_reasoning():
 
     verdict = FormFilter().check("The answer is 72\nThe answer is 72.", NUMBER)
     assert not verdict.passed and verdict.reason.startswith("no reasoning before the answer")
+
+
+# The hint-leak classifier, measured on sentences a hinted path can contain (gold answer 10).
+LEAKING = [
+    "Add the correct answer of $10 to the total.",
+    "We know the answer is 10, so each pen costs 2.",
+    "The given answer is 10, so 5 pens cost 10 dollars.",
+    "Since the answer is 10, five pens must cost 10 dollars.",
+    "We are told that the answer is 10.",
+    "Working backwards from the answer of 10, one pen costs 2.",
+    "To reach the correct answer 10, multiply 5 by 2.",
+    "The expected result is 10 dollars.",
+    "This matches the right answer, 10.",
+    "The answer was provided as 10, so we check 5 * 2 = 10.",
+    "I already know the final answer: it is 10.",
+    "Because the answer must be 10.00, the price is 2.",
+]
+CLEAN = [
+    "One pen costs 6 / 3 = 2 dollars, so five cost 5 * 2 = 10 dollars.",
+    "The answer is 10.",
+    "So the final answer is 10.",
+    "Five pens cost 10 dollars in total.",
+    "We know that 3 pens cost 6 dollars, so one pen costs 2.",
+    "To get the price of 5 pens, multiply 5 by 2 = 10.",
+    "Since 6 / 3 = 2, five pens cost 10.",
+    "The total for 5 pens is 10 dollars.",
+    "Check: 10 / 5 = 2, which is the price of one pen.",
+    "Since the answer is 100 only if pens cost 20, that is not our case; 5 * 2 = 10.",
+    "The result of 5 * 2 is 10.",
+]
+
+
+def test_the_hint_leak_classifier_catches_answer_references_and_spares_plain_reasoning():
+    flagged_leaks = [s for s in LEAKING if hint_leak(s, "10")]
+    flagged_clean = [s for s in CLEAN if hint_leak(s, "10")]
+    precision = len(flagged_leaks) / max(1, len(flagged_leaks) + len(flagged_clean))
+    recall = len(flagged_leaks) / len(LEAKING)
+    print(f"hint-leak classifier: precision {precision:.2f}, recall {recall:.2f} "
+          f"on {len(LEAKING)} leaking and {len(CLEAN)} clean sentences")
+    assert flagged_clean == [] and set(flagged_leaks) == set(LEAKING)
+
+
+def test_hint_leak_names_the_family_and_is_bounded():
+    assert hint_leak("We know the answer is 10.", "10") == "answer said to be known"
+    assert hint_leak("Add the correct answer of $10.", "10") == "known answer named"
+    assert hint_leak("As the hint says, it is 18.", "18") == "phrase 'as the hint'"
+    assert hint_leak("Since the answer is " + "9" * 50_000, "10") is None

@@ -112,3 +112,28 @@ def test_chain_of_thought_solver_adds_the_training_path():
     with dspy.context(lm=DummyLM([{"reasoning": "2 + 2 = 4.", "answer": "4"}])):
         prediction = ChainOfThoughtSolver()(question="What is 2 + 2?")
     assert prediction.path == "2 + 2 = 4.\nThe answer is 4."
+
+
+def test_guideline_selection_admits_only_numbers_of_the_library():
+    from dspy.utils.exceptions import AdapterParseError
+    import pytest
+
+    select = ReGenesis().select.signature
+    adapter = dspy.ChatAdapter(use_json_adapter_fallback=False)
+    assert adapter.parse(select, "[[ ## selected ## ]]\n[3, 30]\n\n[[ ## completed ## ]]")["selected"] == [3, 30]
+    for invalid in ("[50]", "[0, 2]", "[31]"):
+        with pytest.raises(AdapterParseError):
+            adapter.parse(select, f"[[ ## selected ## ]]\n{invalid}\n\n[[ ## completed ## ]]")
+
+
+def test_an_empty_selection_falls_back_to_a_guideline_that_varies_by_sample():
+    lm = scripted({**STEPS, asks("selected"): {"selected": "[]"}})
+    program = ReGenesis()
+    chosen = []
+    for rollout_id in range(8):
+        with dspy.context(lm=lm.copy(rollout_id=rollout_id, temperature=1.0)):
+            chosen.append(tuple(program(question="What do 5 pens cost?").guideline_set))
+    again = lm.copy(rollout_id=3, temperature=1.0)
+    with dspy.context(lm=again):
+        assert tuple(program(question="What do 5 pens cost?").guideline_set) == chosen[3]
+    assert len(set(chosen)) >= 4

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
 import time
 from collections import Counter
@@ -32,7 +33,7 @@ from regenesis.evals.example import Example
 from regenesis.evals.matching import extract_answer, is_correct
 from regenesis.guidelines import Guideline
 from regenesis.models import adapter_for, is_in_process, model_identity
-from regenesis.optimize.filters import FilterOptions, build_filters, check_path, derives_answer, mentions_hint
+from regenesis.optimize.filters import FilterOptions, build_filters, check_path, derives_answer, hint_leak
 from regenesis.optimize.methods import Candidate, Failure, Method, ReGenesisBudget, Sampler, build_method
 from regenesis.optimize.store import FAILED, FINISHED, open_run
 from regenesis.prompting import answer_line, training_messages
@@ -41,13 +42,16 @@ from regenesis.prompting import answer_line, training_messages
 @dataclass
 class SynthesisConfig:
     """The knobs of a synthesis run. ``generations`` is the budget of generations per problem that
-    all methods share; ``regenesis`` sets ReGenesis's sets explicitly instead."""
+    all methods share; ``regenesis`` sets ReGenesis's sets explicitly instead. The hinted pass spends
+    ``hint_generations`` at ``hint_temperature`` (None: the first pass's budget and temperature)."""
 
     method: str = "regenesis"
     generations: int | None = None
     regenesis: ReGenesisBudget | None = None
     max_kept: int = 5
     hint_pass: bool = True
+    hint_generations: int | None = None
+    hint_temperature: float | None = None
     label_free: bool = False
     temperature: float = 0.8
     top_p: float | None = 0.95
@@ -60,16 +64,22 @@ PRESETS = {
     # hinted pass of a problem the first pass leaves unsolved).
     "default": SynthesisConfig(),
     # The reference budget: 20 sampled selections plus every seed guideline alone (singles are capped
-    # at the size of the library), sampled at 1.2 / 0.9.
+    # at the size of the library), sampled at 1.2 / 0.9; the hinted pass is smaller and cooler (about
+    # 100 generations at 0.85).
     "paper": SynthesisConfig(regenesis=ReGenesisBudget(selections=20, singles=10_000, paths_per_set=1),
-                             temperature=1.2, top_p=0.9, max_kept=5),
+                             temperature=1.2, top_p=0.9, max_kept=5, hint_generations=100, hint_temperature=0.85),
 }
 
 
 def preset(name: str, **overrides) -> SynthesisConfig:
+    """The preset ``name`` with the overrides that are not None. A shared budget (``generations``)
+    replaces the preset's own ReGenesis sets, so equal-budget comparisons are equal."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "generations" in overrides and "regenesis" not in overrides:
+        overrides["regenesis"] = None
+    return replace(PRESETS[name], **overrides)
 
 
 def with_clean_answer(candidate: Candidate, example: Example) -> Candidate:
@@ -93,6 +103,15 @@ def majority_answer(answers: Sequence[str | None]) -> str | None:
     return counts[0][0]
 
 
+def capped(kept: list, cap: int, problem_id: str) -> list:
+    """At most ``cap`` of ``kept``: a random choice seeded by the problem, so a rerun keeps the same
+    rows, in their original order."""
+    if len(kept) <= cap:
+        return kept
+    chosen = sorted(random.Random(problem_id).sample(range(len(kept)), cap))
+    return [kept[i] for i in chosen]
+
+
 @dataclass
 class Selection:
     kept: list[tuple[Candidate, dict]] = field(default_factory=list)
@@ -108,7 +127,9 @@ class Bootstrap:
         self.method = method
         self.config = config
         self.sampler = Sampler(lm, config.temperature, config.top_p)
-        self.filters = build_filters(config.filters)
+        self.hint_method = hint_pass_method(method, config)
+        self.hint_sampler = Sampler(lm, config.hint_temperature or config.temperature, config.top_p)
+        self.filters = build_filters(config.filters, label_free=not method.uses_gold)
         self.adapter = adapter_for(lm)
 
     def select(self, candidates: list[Candidate], example: Example) -> Selection:
@@ -126,7 +147,7 @@ class Bootstrap:
 
         seen = set()
         for candidate in matched:
-            if candidate.hinted and mentions_hint(candidate.path, self.config.filters.hint_phrases):
+            if candidate.hinted and hint_leak(candidate.path, example.gold, self.config.filters.hint_phrases):
                 selection.dropped["hint_leak"] += 1
                 continue
             if candidate.hinted and self.config.filters.hinted_derivation and not derives_answer(candidate.path, example):
@@ -142,15 +163,16 @@ class Bootstrap:
                 selection.dropped["duplicate"] += 1
                 continue
             seen.add(key)
-            if len(selection.kept) >= self.config.max_kept:
-                selection.dropped["over_cap"] += 1
-                continue
             selection.kept.append((candidate, {v.filter: v.detail for v in verdicts if v.detail}))
+        selection.kept = capped(selection.kept, self.config.max_kept, example.id)
+        selection.dropped["over_cap"] += len(seen) - len(selection.kept)
         return selection
 
     def solve(self, example: Example) -> tuple[list[dict], dict]:
         """One problem, start to finish: its training rows and its record (none for a failed problem)."""
         started = time.monotonic()
+        if not self.method.uses_gold:  # label-free: the gold answer reaches no prompt, filter or row
+            example = replace(example, gold="", meta={})
         failures: list[Failure] = []
         dropped: Counter = Counter()
         calls = CallCounter()
@@ -162,7 +184,7 @@ class Bootstrap:
             dropped += selection.dropped
             solved = bool(selection.kept) and not _model_errors(failures)
             if not solved and not _model_errors(failures) and self.config.hint_pass and self.method.supports_hint:
-                hinted, failed = self.method.propose(example, self.sampler, hint=example.gold)
+                hinted, failed = self.hint_method.propose(example, self.hint_sampler, hint=example.gold)
                 failures += failed
                 hinted_candidates = len(hinted)
                 selection = self.select(hinted, example)
@@ -211,6 +233,18 @@ class Bootstrap:
             "checks": checks,
         }
         return {"messages": training_messages(example.question, candidate.path), "meta": meta}
+
+
+def hint_pass_method(method: Method, config: SynthesisConfig) -> Method:
+    """The method as the hinted pass runs it: with its own budget when the config gives one."""
+    return method.with_generations(config.hint_generations) if config.hint_generations else method
+
+
+def planned_hint_generations(method: Method, config: SynthesisConfig) -> int:
+    """Generations the hinted pass of one unsolved problem is planned to spend (0 without one)."""
+    if not (config.hint_pass and method.supports_hint):
+        return 0
+    return hint_pass_method(method, config).planned_generations()
 
 
 def _model_errors(failures: list[Failure]) -> list[Failure]:
@@ -272,7 +306,8 @@ def cost_report(problems: list[dict], method: Method, config: SynthesisConfig, s
         "cached_generations": sum(p["cached_generations"] for p in problems),
         "failed_calls": sum(p["failed_calls"] for p in problems),
         "planned_generations_per_problem": planned,
-        "planned_generations_with_hint_pass": planned * (2 if config.hint_pass and method.supports_hint else 1),
+        "planned_hint_generations_per_problem": planned_hint_generations(method, config),
+        "planned_generations_with_hint_pass": planned + planned_hint_generations(method, config),
         "prompt_tokens": sum(p["prompt_tokens"] for p in problems),
         "completion_tokens": sum(p["completion_tokens"] for p in problems),
         "generations_per_kept_row": round(generations / kept, 2) if kept else None,

@@ -12,6 +12,7 @@ filters on the paths that passed answer matching, cheap ones first:
   instead of being named, contradicted or argued for equally with another option;
 - ``judge`` (optional, as in the paper's reference code): a model reads question, path and gold answer
   and decides whether the reasoning supports the answer; its verdict and rationale become provenance.
+  Label-free, the judge is not shown any gold answer: it decides whether the path earns its own.
 
 ``check_path`` runs them in order and stops at the first failure, so the judge is only asked about
 paths every cheap filter kept.
@@ -42,7 +43,7 @@ from regenesis.evals.example import Example
 from regenesis.evals.matching import MAX_NUMBER_CHARS, answers_equal, extract_answer
 from regenesis.models import adapter_for, resolve_lm
 from regenesis.redact import redact
-from regenesis.signatures.judge import JudgeReasoning
+from regenesis.signatures.judge import JudgeOwnAnswer, JudgeReasoning
 
 # Phrases that only the scaffolding of a prompt puts in a path: the hinted prompts (STaR's
 # rationalization, ReGenesis's hinted steps) know the gold answer, and ReGenesis's prompts carry
@@ -84,7 +85,7 @@ class FilterOptions:
     hint_phrases: tuple[str, ...] = DEFAULT_HINT_PHRASES
 
 
-def build_filters(options: FilterOptions) -> list[PathFilter]:
+def build_filters(options: FilterOptions, label_free: bool = False) -> list[PathFilter]:
     """The filters ``options`` turns on, cheapest first; the judge, when on, comes last."""
     filters: list[PathFilter] = []
     if options.form:
@@ -96,7 +97,7 @@ def build_filters(options: FilterOptions) -> list[PathFilter]:
     if options.choice_support:
         filters.append(ChoiceSupportFilter())
     if options.judge_model:
-        filters.append(JudgeFilter(resolve_lm(options.judge_model)))
+        filters.append(JudgeFilter(resolve_lm(options.judge_model), label_free=label_free))
     return filters
 
 
@@ -129,6 +130,50 @@ def mentions_hint(path: str, phrases: Sequence[str] = DEFAULT_HINT_PHRASES) -> s
     """The first of ``phrases`` that ``path`` contains as words (case-insensitive), or None."""
     return next((phrase for phrase in phrases
                  if re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", path, re.I)), None)
+
+
+# Phrasings with which a hinted path refers to an answer it was given instead of one it found. Each
+# family is one way of saying it; ``{gold}`` stands for the gold answer (as written, or as a number with
+# an optional currency sign and trailing zeros).
+_KNOWN = r"(?:correct|right|given|expected|known|provided|true|target|actual|official|intended)"
+_ANSWER_WORD = r"(?:answer|result|solution|value|total)"
+HINT_LEAK_FAMILIES = {
+    "known answer named": rf"\b(?:the|an?|our)\s+{_KNOWN}\s+(?:final\s+)?{_ANSWER_WORD}\b",
+    "answer said to be known": (r"\b(?:we|i|you)\s+(?:already\s+)?(?:know|knew|are\s+told|were\s+told|were\s+given|"
+                                r"have\s+been\s+(?:told|given)|are\s+given)\s+(?:that\s+)?(?:the|our)\s+"
+                                rf"(?:final\s+)?{_ANSWER_WORD}\b"),
+    "answer said to be given": rf"\b{_ANSWER_WORD}\s+(?:is|was|has\s+been)\s+(?:given|known|provided|expected)\b",
+    "reasoning from the answer": (r"\b(?:since|because|as|given\s+that)\s+the\s+(?:final\s+)?answer\s+"
+                                  r"(?:is|must\s+be|should\s+be)\s+\$?{gold}"),
+    "steering to the answer": (r"\b(?:to\s+(?:get|reach|arrive\s+at|match|obtain)|towards?|backwards?\s+from)\s+"
+                               rf"(?:the\s+)?(?:answer|{_KNOWN}\s+{_ANSWER_WORD})(?:\s+of)?\s*\$?{{gold}}"),
+}
+
+
+def _gold_pattern(gold: str) -> str:
+    """``gold`` as a pattern: a number also as 10, 10.0 or 10.00, never as the start of 100."""
+    number = re.fullmatch(r"-?\d+(?:\.\d+)?", gold.strip())
+    if number:
+        whole, _, decimals = gold.strip().partition(".")
+        decimals = decimals.rstrip("0")
+        tail = rf"\.{decimals}0*" if decimals else r"(?:\.0+)?"
+        return rf"(?<![\d.]){re.escape(whole)}{tail}(?!\d|\.\d)"
+    return re.escape(gold.strip()) + r"(?!\w)"
+
+
+def hint_leak(path: str, gold: str, phrases: Sequence[str] = DEFAULT_HINT_PHRASES) -> str | None:
+    """Why ``path`` reads as written from a given answer, or None: the scaffolding ``phrases`` of the
+    prompt, or a phrasing family of ``HINT_LEAK_FAMILIES`` (the classifier ``tests/test_filters.py``
+    measures). The text read is bounded by ``MAX_PATH_CHARS``; every pattern runs in linear time."""
+    text = path[:MAX_PATH_CHARS]
+    phrase = mentions_hint(text, phrases)
+    if phrase:
+        return f"phrase {phrase!r}"
+    value = _gold_pattern(gold) if gold.strip() else r"(?!)"
+    for family, pattern in HINT_LEAK_FAMILIES.items():
+        if re.search(pattern.replace("{gold}", value), text, re.I):
+            return family
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1094,22 +1139,25 @@ def _yes_no_stances(path: str):
 
 class JudgeFilter:
     """A model reads the question, the path and the gold answer, and decides whether the reasoning
-    supports that answer. Its verdict and rationale are the detail of the verdict (the row's provenance)."""
+    supports that answer; ``label_free``, it is shown no gold answer and judges the path's own answer.
+    Its verdict and rationale are the detail of the verdict (the row's provenance)."""
 
     name = "judge"
 
-    def __init__(self, lm: dspy.LM, adapter: dspy.Adapter | None = None):
+    def __init__(self, lm: dspy.LM, adapter: dspy.Adapter | None = None, label_free: bool = False):
         self.lm = lm
         self.adapter = adapter or adapter_for(lm)
-        self.judge = dspy.Predict(JudgeReasoning)
+        self.label_free = label_free
+        self.judge = dspy.Predict(JudgeOwnAnswer if label_free else JudgeReasoning)
 
     def check(self, path: str, example: Example) -> Verdict:
         unread = too_long_to_check(path)
         if unread:
             return Verdict(self.name, False, unread)
+        gold = {} if self.label_free else {"gold_answer": example.gold}
         try:
             with dspy.context(lm=self.lm, adapter=self.adapter):
-                judged = self.judge(question=example.question, reasoning=path, gold_answer=example.gold)
+                judged = self.judge(question=example.question, reasoning=path, **gold)
         except Exception as error:  # an unreadable verdict keeps no path: the judge is the last word
             return Verdict(self.name, False, f"judge failed: {type(error).__name__}: {error}",
                            {"model": self.lm.model, "error": str(error)})

@@ -7,6 +7,7 @@ so that no two samples share a cached completion.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -90,6 +91,12 @@ class Method:
 
     def sample(self, example: Example, index: int, lm: dspy.LM, hint: str | None) -> Candidate:
         raise NotImplementedError
+
+    def with_generations(self, generations: int) -> "Method":
+        """This method with a budget of ``generations`` per problem (the hinted pass's own budget)."""
+        method = copy.copy(self)
+        method.samples = generations
+        return method
 
     def propose(self, example: Example, sampler: Sampler, hint: str | None = None,
                 ) -> tuple[list[Candidate], list[Failure]]:
@@ -216,6 +223,12 @@ class ReGenesisMethod(Method):
 
     def planned_generations(self) -> int:
         return self.budget.generations
+
+    def with_generations(self, generations: int) -> "ReGenesisMethod":
+        method = copy.copy(self)
+        budget = ReGenesisBudget.for_generations(generations, self.budget.paths_per_set)
+        method.budget = replace(budget, singles=min(budget.singles, len(self.guidelines)))
+        return method
 
     def guideline_sets(self, example: Example, sampler: Sampler, offset: int,
                        ) -> tuple[list[list[int]], list[Failure]]:

@@ -16,9 +16,9 @@ from regenesis.signatures.regenesis import (
     AdaptGuidelinesWithHint,
     BuildReasoningStructure,
     BuildReasoningStructureWithHint,
-    SelectGuidelines,
     SolveWithStructure,
     SolveWithStructureAndHint,
+    select_from,
 )
 
 
@@ -49,7 +49,7 @@ class ReGenesis(dspy.Module):
         super().__init__()
         self.signature = ensure_signature(signature)
         self.guidelines = list(guidelines) if guidelines is not None else load_guidelines()
-        self.select = dspy.Predict(SelectGuidelines)
+        self.select = dspy.Predict(select_from(len(self.guidelines)))
         self.adapt = dspy.Predict(AdaptGuidelines)
         self.structure = dspy.Predict(BuildReasoningStructure)
         self.solve = dspy.Predict(solve_signature(self.signature, SolveWithStructure))
@@ -67,7 +67,14 @@ class ReGenesis(dspy.Module):
         """The select step: 0-based indices of the guidelines the model finds relevant (at most ``max_size``)."""
         chosen = self.select(problem=problem, guidelines=numbered(self.guidelines)).selected
         valid = [i - 1 for i in dict.fromkeys(chosen) if 1 <= i <= len(self.guidelines)]
-        return valid[:max_size] or [random.Random(problem).randrange(len(self.guidelines))]
+        return valid[:max_size] or [self.fallback_guideline(problem)]
+
+    def fallback_guideline(self, problem: str) -> int:
+        """A guideline for an empty selection, drawn anew for each sample (the LM's rollout id) so that
+        the sets of one problem stay varied."""
+        lm = dspy.settings.lm
+        rollout_id = lm.kwargs.get("rollout_id") if lm is not None else None
+        return random.Random(f"{problem}\n{rollout_id}").randrange(len(self.guidelines))
 
     def forward(self, guideline_set: Sequence[int] | None = None, correct_answer: str | None = None, **inputs):
         problem = self.problem_text(inputs)

@@ -8,7 +8,7 @@ import dspy
 
 from regenesis.guidelines import Guideline, as_text, load_guidelines, numbered
 from regenesis.programs.chain_of_thought import with_path
-from regenesis.signatures.regenesis import AdaptGuidelines, SelectGuidelines, SolveWithStructure
+from regenesis.signatures.regenesis import AdaptGuidelines, SolveWithStructure, select_from
 from regenesis.signatures.self_discover import ImplementReasoningPlan
 
 
@@ -19,7 +19,7 @@ class SelfDiscover(dspy.Module):
     def __init__(self, guidelines: Sequence[Guideline] | None = None):
         super().__init__()
         self.guidelines = list(guidelines) if guidelines is not None else load_guidelines()
-        self.select = dspy.Predict(SelectGuidelines)
+        self.select = dspy.Predict(select_from(len(self.guidelines)))
         self.adapt = dspy.Predict(AdaptGuidelines)
         self.implement = dspy.Predict(ImplementReasoningPlan)
         self.solve = dspy.Predict(SolveWithStructure)

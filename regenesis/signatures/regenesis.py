@@ -5,6 +5,8 @@ path with a final answer. The hinted variants see the gold answer, for problems 
 path solved; the text they write must still reason its way to the answer on its own.
 """
 
+from typing import Literal
+
 import dspy
 
 
@@ -15,6 +17,13 @@ class SelectGuidelines(dspy.Signature):
     problem: str = dspy.InputField()
     guidelines: str = dspy.InputField(desc="numbered list of general reasoning guidelines")
     selected: list[int] = dspy.OutputField(desc="the numbers of the two or three most useful guidelines")
+
+
+def select_from(library_size: int) -> type[dspy.Signature]:
+    """``SelectGuidelines`` whose ``selected`` can hold only numbers of the library (1..library_size):
+    a constrained decoder cannot write another, and any other reply fails to parse."""
+    numbers = Literal[tuple(range(1, library_size + 1))]
+    return SelectGuidelines.with_updated_fields("selected", type_=list[numbers])
 
 
 class AdaptGuidelines(dspy.Signature):
