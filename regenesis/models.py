@@ -271,11 +271,9 @@ class _InProcessEngine:
         """JSON for the schema within the token budget: strings of ``CHARS_PER_TOKEN`` characters a token
         first; when that overflows (a run of digits can take a token each), again with one character a
         token, a bound that always closes within the budget."""
-        share = (kwargs["max_tokens"] - JSON_OVERHEAD_TOKENS) // max(1, count_strings(schema))
         spent = 0
         for chars_per_token in (CHARS_PER_TOKEN, 1):
-            max_chars = max(64, share * chars_per_token)
-            max_chars = max_chars if not self.max_string_chars or max_chars <= self.max_string_chars else None
+            max_chars = string_bound(schema, kwargs["max_tokens"], chars_per_token, self.max_string_chars)
             kwargs["response_format"] = {"type": "json_object", "schema": bounded_strings(schema, max_chars)}
             response = self._generate(model, kwargs, spent)
             if response.finish_reason != "length" or max_chars is None:
@@ -308,6 +306,14 @@ def count_strings(schema: Any) -> int:
     if isinstance(schema, list):
         return sum(count_strings(item) for item in schema)
     return 0
+
+
+def string_bound(schema: dict, max_tokens: int, chars_per_token: int, limit: int | None = None) -> int | None:
+    """The characters each string of ``schema`` may hold: ``chars_per_token`` for each token of its share of
+    ``max_tokens`` (at least 64), or ``None`` (unbounded) above ``limit``."""
+    share = (max_tokens - JSON_OVERHEAD_TOKENS) // max(1, count_strings(schema))
+    max_chars = max(64, share * chars_per_token)
+    return None if limit and max_chars > limit else max_chars
 
 
 def bounded_strings(schema: Any, max_chars: int | None) -> Any:
@@ -710,25 +716,28 @@ def _check_provider(spec: str) -> str:
     return provider
 
 
-def accepts_json_schema(provider: str) -> bool | None:
-    """Whether a server takes a JSON-schema ``response_format``, where regenesis knows; ``None`` leaves it
-    to DSPy's model catalog (which knows OpenAI's own models, for one).
+# The forms of JSON-schema ``response_format`` servers take: OpenAI's (vLLM, SGLang, llama.cpp's own server)
+# and ``{"type": "json_object", "schema": ...}`` (llama-cpp-python's server, which refuses OpenAI's).
+SCHEMA_FORMS = ("json_schema", "json_object")
 
-    ``$REGENESIS_STRUCTURED_OUTPUT`` (1 or 0) says it for any server, and an explicit ``structured_output``
-    overrides both. vLLM always takes one. Other OpenAI-compatible servers need the opt-in: SGLang and
-    llama.cpp's own server take one, but llama-cpp-python's server refuses the request outright
-    ("Input should be 'text' or 'json_object'").
+
+def schema_form(provider: str) -> str | bool | None:
+    """The form of JSON schema a server takes, where regenesis knows (vLLM: OpenAI's); ``None`` leaves it to
+    DSPy's model catalog (which knows OpenAI's own models, for one).
+
+    ``$REGENESIS_STRUCTURED_OUTPUT`` says it for any server: ``json_schema``, ``json_object`` or ``off``; an
+    explicit ``structured_output`` overrides both.
     """
     stated = os.environ.get("REGENESIS_STRUCTURED_OUTPUT")
     if stated:
-        if stated not in ("0", "1"):
-            raise ModelSpecError(f"$REGENESIS_STRUCTURED_OUTPUT={stated!r}: use 1 (send the JSON schema) or 0")
-        return stated == "1"
-    return True if provider == "hosted_vllm" else None
+        if stated not in (*SCHEMA_FORMS, "off"):
+            raise ModelSpecError(f"$REGENESIS_STRUCTURED_OUTPUT={stated!r}: use {', '.join(SCHEMA_FORMS)} or off")
+        return stated if stated != "off" else False
+    return "json_schema" if provider == "hosted_vllm" else None
 
 
 def _remote_lm(spec: str, api_base: str | None, api_key: str | None, temperature: float, max_tokens: int,
-               structured_output: bool | None = None, **kwargs: Any) -> dspy.LM:
+               structured_output: str | bool | None = None, **kwargs: Any) -> dspy.LM:
     provider = _check_provider(spec)
     env_var = PROVIDER_KEYS.get(provider)
     if env_var and not api_key and not api_base and not os.environ.get(env_var):
@@ -738,7 +747,9 @@ def _remote_lm(spec: str, api_base: str | None, api_key: str | None, temperature
     redact.register_secret(api_key)
     client = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
     if structured_output is None:
-        structured_output = accepts_json_schema(provider)
+        structured_output = schema_form(provider)
+    if structured_output not in (None, True, False, *SCHEMA_FORMS):
+        raise ModelSpecError(f"structured_output={structured_output!r}: use {', '.join(SCHEMA_FORMS)}, True or False")
     lm = RemoteLM(spec, structured_output=structured_output, temperature=temperature, max_tokens=max_tokens,
                   **client, **kwargs)
     base = rollout_base(lm)
@@ -752,14 +763,14 @@ def resolve_lm(
     api_key: str | None = None,
     temperature: float = 0.0,
     max_tokens: int = DEFAULT_MAX_TOKENS,
-    structured_output: bool | None = None,
+    structured_output: str | bool | None = None,
     **kwargs: Any,
 ) -> dspy.LM:
     """Turn a model spec into a ``dspy.LM`` (see the module docstring for the accepted forms).
 
     ``None`` or an empty spec gives the embedded default. Extra keyword arguments go to ``dspy.LM``
-    (``num_retries``, ``cache``, ``top_p`` …). ``structured_output`` says whether a remote server takes a
-    JSON-schema ``response_format`` (default: ``accepts_json_schema``). Every error the spec can cause is a ``ModelSpecError``
+    (``num_retries``, ``cache``, ``top_p`` …). ``structured_output`` is the form of JSON-schema
+    ``response_format`` a remote server takes (default: ``schema_form``; see ``RemoteLM``). Every error the spec can cause is a ``ModelSpecError``
     raised here, before any model call.
     """
     spec = (spec or DEFAULT_MODEL).strip()
@@ -798,19 +809,22 @@ class RemoteLM(dspy.LM):
     For a ``Request`` DSPy's cache key holds the request and the call's own ``rollout_id``, not the LM's;
     without it two endpoints (or two samples) would share cached answers.
 
-    ``structured_output`` says whether the server takes a JSON-schema ``response_format`` (then
-    ``adapter_for`` gives the JSONAdapter, which sends one); ``None`` leaves it to DSPy's model catalog.
+    ``structured_output`` is the form of JSON-schema ``response_format`` the server takes (one of
+    ``SCHEMA_FORMS``), ``False`` for none, ``None`` to leave it to DSPy's model catalog. With a form,
+    ``adapter_for`` gives the JSONAdapter, and its schema goes out in that form with every string bounded
+    to the token budget (``CHARS_PER_TOKEN``, as the in-process engines' first try), so that a small
+    model's JSON closes.
     """
 
-    def __init__(self, model: str, *, structured_output: bool | None = None, **kwargs: Any):
+    def __init__(self, model: str, *, structured_output: str | bool | None = None, **kwargs: Any):
         super().__init__(model, **kwargs)
-        self.structured_output = structured_output
+        self.structured_output = "json_schema" if structured_output is True else structured_output
 
     @property
     def supports_response_schema(self) -> bool:
         if self.structured_output is None:
             return super().supports_response_schema
-        return self.structured_output
+        return bool(self.structured_output)
 
     @property
     def supported_params(self) -> set[str]:
@@ -818,10 +832,27 @@ class RemoteLM(dspy.LM):
         return params | {"response_format"} if self.structured_output else params
 
     def __call__(self, prompt=None, *, messages=None, **kwargs):
-        return super().__call__(prompt, messages=messages, **self._with_rollout_id(kwargs))
+        return super().__call__(prompt, messages=messages, **self._with_schema(self._with_rollout_id(kwargs)))
 
     async def acall(self, prompt=None, *, messages=None, **kwargs):
-        return await super().acall(prompt, messages=messages, **self._with_rollout_id(kwargs))
+        return await super().acall(prompt, messages=messages, **self._with_schema(self._with_rollout_id(kwargs)))
+
+    def _with_schema(self, kwargs: dict) -> dict:
+        """The JSONAdapter's output model as the server's form of schema, its strings bounded."""
+        import pydantic
+
+        model = kwargs.get("response_format")
+        if not self.structured_output or not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+            return kwargs
+        schema = model.model_json_schema()
+        max_tokens = kwargs.get("max_tokens") or self.kwargs.get("max_tokens") or DEFAULT_MAX_TOKENS
+        schema = bounded_strings(schema, string_bound(schema, max_tokens, CHARS_PER_TOKEN))
+        if self.structured_output == "json_object":
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        else:
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": model.__name__, "schema": schema, "strict": True}}
+        return kwargs
 
     def _with_rollout_id(self, kwargs: dict) -> dict:
         if "rollout_id" in self.kwargs:

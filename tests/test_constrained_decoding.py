@@ -45,31 +45,39 @@ def answer_reply(body: dict) -> str:
     return fields_reply(body, {"reasoning": "3 + 4 = 7", "answer": "7"})
 
 
-def test_a_server_that_takes_structured_output_gets_the_json_schema(monkeypatch):
-    monkeypatch.setenv("REGENESIS_STRUCTURED_OUTPUT", "1")
+def ask_math(lm) -> float:
+    with dspy.context(lm=lm, adapter=adapter_for(lm)):
+        return dspy.Predict(MathQA)(question=QUESTIONS[0]).answer
+
+
+@pytest.mark.parametrize("form", ["json_schema", "json_object"])
+def test_a_server_that_takes_structured_output_gets_the_schema_with_bounded_strings(monkeypatch, form):
+    monkeypatch.setenv("REGENESIS_STRUCTURED_OUTPUT", form)
     with FakeServer(answer_reply) as server:
-        lm = resolve_lm("openai/fake", api_base=server.url, cache=False)
+        lm = resolve_lm("openai/fake", api_base=server.url, cache=False, max_tokens=320)
         assert constrains_output(lm) and isinstance(adapter_for(lm), dspy.JSONAdapter)
-        with dspy.context(lm=lm, adapter=adapter_for(lm)):
-            prediction = dspy.Predict(MathQA)(question=QUESTIONS[0])
+        assert ask_math(lm) == 7.0
         sent = server.requests[-1]["response_format"]
-    assert prediction.answer == 7.0
-    assert sent["type"] == "json_schema"
-    assert set(sent["json_schema"]["schema"]["properties"]) == {"reasoning", "answer"}
+    schema = sent["json_schema"]["schema"] if form == "json_schema" else sent["schema"]
+    assert sent["type"] == form and set(schema["properties"]) == {"reasoning", "answer"}
+    # One string shares the 320 - 64 tokens: 2 characters a token, as the in-process engines' first try.
+    assert schema["properties"]["reasoning"]["maxLength"] == 512
 
 
 def test_vllm_gets_the_schema_and_other_servers_keep_dspys_default_unless_they_opt_in():
     with FakeServer(answer_reply) as server:
-        assert constrains_output(resolve_lm("hosted_vllm/fake", api_base=server.url))
+        vllm = resolve_lm("hosted_vllm/fake", api_base=server.url, cache=False)
+        assert ask_math(vllm) == 7.0 and server.requests[-1]["response_format"]["type"] == "json_schema"
         assert constrains_output(resolve_lm("openai/fake", api_base=server.url, structured_output=True))
         lm = resolve_lm("openai/fake", api_base=server.url, cache=False)
         assert isinstance(adapter_for(lm), dspy.ChatAdapter)
-        with dspy.context(lm=lm, adapter=adapter_for(lm)):
-            assert dspy.Predict(MathQA)(question=QUESTIONS[0]).answer == 7.0
+        assert ask_math(lm) == 7.0
         assert "response_format" not in server.requests[-1]
 
 
 def test_a_bad_structured_output_setting_is_refused_before_any_call(monkeypatch):
+    with pytest.raises(ModelSpecError, match="structured_output='yes'"):
+        resolve_lm("openai/fake", api_base="http://127.0.0.1:9/v1", structured_output="yes")
     monkeypatch.setenv("REGENESIS_STRUCTURED_OUTPUT", "yes")
     with pytest.raises(ModelSpecError, match="REGENESIS_STRUCTURED_OUTPUT='yes'"):
         resolve_lm("hosted_vllm/fake", api_base="http://127.0.0.1:9/v1")
