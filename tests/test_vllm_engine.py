@@ -14,6 +14,7 @@ import dspy
 import pytest
 
 from regenesis.models import ModelSpecError, TransformersEngine, VLLMEngine, adapter_for, resolve_lm, sampling_lm
+from regenesis.optimize.distributed import gpus_for
 
 
 @dataclass
@@ -138,3 +139,8 @@ def test_engine_choice(vllm, monkeypatch):
     monkeypatch.setattr(sys, "path", [])  # vLLM is not installed
     with pytest.raises(ModelSpecError, match=r"pip install 'regenesis\[vllm\]'"):
         resolve_lm(str(vllm))
+
+
+def test_a_ray_shard_on_vllm_reserves_a_gpu(vllm):
+    assert gpus_for(resolve_lm(str(vllm))) == 1.0
+    assert gpus_for(resolve_lm("openai/served", api_base="http://127.0.0.1:9/v1")) == 0.0

@@ -30,7 +30,7 @@ from pathlib import Path
 from regenesis.errors import BadInput
 from regenesis.evals.example import Example
 from regenesis.guidelines import Guideline
-from regenesis.models import adapter_for, resolve_lm
+from regenesis.models import VLLMEngine, adapter_for, resolve_lm
 from regenesis.optimize.bootstrap import SynthesisConfig, _progress, _status, cost_report, run_settings, synthesize
 from regenesis.optimize.methods import build_method
 from regenesis.optimize.store import FINISHED, PROBLEMS_FILE, ROWS_FILE, open_run
@@ -94,11 +94,11 @@ def connect(address: str) -> None:
 def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: str | Path,
                       config: SynthesisConfig | None = None, *, address: str = "auto",
                       guidelines: Sequence[Guideline] | None = None, shards: int | None = None,
-                      gpus_per_shard: float = 0, max_retries: int = 3, progress: bool = True) -> dict:
+                      gpus_per_shard: float | None = None, max_retries: int = 3, progress: bool = True) -> dict:
     """``synthesize`` on a Ray cluster, into the same folder format; returns the cost report of all problems.
 
     ``shards`` defaults to four per CPU of the cluster; ``gpus_per_shard`` reserves GPUs for a shard's
-    in-process engine (1 for vLLM on a GPU each); ``max_retries`` is how often a shard whose worker died
+    in-process engine (default ``gpus_for(lm)``); ``max_retries`` is how often a shard whose worker died
     is run again.
     """
     try:
@@ -126,7 +126,8 @@ def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: 
             task = bar.add_task("synthesize on ray", total=len(examples), completed=len(examples) - len(todo),
                                 status=_status(store.problems, 0, 1))
             if todo:
-                gpus = {"num_gpus": gpus_per_shard} if gpus_per_shard else {}
+                gpus = gpus_for(lm) if gpus_per_shard is None else gpus_per_shard
+                gpus = {"num_gpus": gpus} if gpus else {}
                 dataset = ray.data.range(len(todo), override_num_blocks=count).map_batches(
                     job, batch_size=None, max_retries=max_retries, **gpus)
                 for shard in dataset.iter_rows():
@@ -139,6 +140,12 @@ def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: 
         report["rows_file"] = str(store.rows_path)
         store.write_report(report)
     return report
+
+
+def gpus_for(lm) -> float:
+    """The GPUs a shard reserves for its engine: one for vLLM (its engine takes the GPU's memory), none
+    for a server or a CPU engine."""
+    return 1.0 if isinstance(getattr(lm, "engine", None), VLLMEngine) else 0.0
 
 
 def merge_shard(store, records: list[dict], rows: list[dict]) -> list[dict]:
