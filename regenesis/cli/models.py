@@ -12,9 +12,9 @@ OUTPUT_CONSTRAINTS = [
     ("GGUF file, embedded default", "llama.cpp", "yes: JSON-schema grammar, strings bounded to the token budget"),
     ("Hugging Face folder", "transformers", "yes: xgrammar logits processor, the same string bounds"),
     ("Hugging Face folder (GPU)", "vLLM", "yes: vLLM structured output"),
-    ("hosted_vllm/...", "vLLM's server", "yes: response_format with the JSON schema"),
-    ("openai/... with --api-base", "the server", "with $REGENESIS_STRUCTURED_OUTPUT=1 (SGLang, llama.cpp's server); "
-                                                 "llama-cpp-python's server refuses it"),
+    ("hosted_vllm/...", "vLLM's server", "yes: response_format with the JSON schema, strings bounded"),
+    ("openai/... with --api-base", "the server", "with $REGENESIS_STRUCTURED_OUTPUT=json_schema (SGLang, llama.cpp's "
+                                                 "server) or =json_object (llama-cpp-python's server)"),
     ("openai/... (OpenAI's API)", "the provider", "where DSPy's model catalog says the model takes a schema"),
     ("other providers", "the provider", "no: DSPy's ChatAdapter, with its JSON retry"),
 ]
