@@ -127,9 +127,8 @@ def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: 
                                 status=_status(store.problems, 0, 1))
             if todo:
                 gpus = gpus_for(lm) if gpus_per_shard is None else gpus_per_shard
-                gpus = {"num_gpus": gpus} if gpus else {}
                 dataset = ray.data.range(len(todo), override_num_blocks=count).map_batches(
-                    job, batch_size=None, max_retries=max_retries, **gpus)
+                    job, batch_size=None, num_gpus=gpus or None, max_retries=max_retries)
                 for shard in dataset.iter_rows():
                     added = merge_shard(store, json.loads(shard["records"]), json.loads(shard["rows"]))
                     new_tokens += sum(record["completion_tokens"] for record in added)
