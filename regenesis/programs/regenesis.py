@@ -48,6 +48,8 @@ class ReGenesis(dspy.Module):
                  guidelines: Sequence[Guideline] | None = None):
         super().__init__()
         self.signature = ensure_signature(signature)
+        if "reasoning" in self.signature.output_fields:  # a ChainOfThought signature: the path is its reasoning
+            self.signature = self.signature.delete("reasoning")
         self.guidelines = list(guidelines) if guidelines is not None else load_guidelines()
         self.select = dspy.Predict(select_from(len(self.guidelines)))
         self.adapt = dspy.Predict(AdaptGuidelines)
@@ -66,6 +68,9 @@ class ReGenesis(dspy.Module):
     def select_guidelines(self, problem: str, max_size: int = 3) -> list[int]:
         """The select step: 0-based indices of the guidelines the model finds relevant (at most ``max_size``)."""
         chosen = self.select(problem=problem, guidelines=numbered(self.guidelines)).selected
+        return self.valid_selection(chosen, problem, max_size)
+
+    def valid_selection(self, chosen: Sequence[int], problem: str, max_size: int = 3) -> list[int]:
         valid = [i - 1 for i in dict.fromkeys(chosen) if 1 <= i <= len(self.guidelines)]
         return valid[:max_size] or [self.fallback_guideline(problem)]
 
@@ -76,21 +81,44 @@ class ReGenesis(dspy.Module):
         rollout_id = lm.kwargs.get("rollout_id") if lm is not None else None
         return random.Random(f"{problem}\n{rollout_id}").randrange(len(self.guidelines))
 
+    def answer_field(self) -> str:
+        """The output field a path's final line states: ``answer`` if the signature has one, else its last."""
+        names = list(self.signature.output_fields)
+        return "answer" if "answer" in names else names[-1]
+
+    def steps(self, correct_answer: str | None) -> tuple[dict, tuple[dspy.Predict, dspy.Predict, dspy.Predict]]:
+        """The hint to pass on, and the adapt, structure and solve predictors that take it."""
+        if correct_answer is None:
+            return {}, (self.adapt, self.structure, self.solve)
+        return ({"correct_answer": str(correct_answer)},
+                (self.adapt_with_hint, self.structure_with_hint, self.solve_with_hint))
+
     def forward(self, guideline_set: Sequence[int] | None = None, correct_answer: str | None = None, **inputs):
         problem = self.problem_text(inputs)
         if guideline_set is None:
             guideline_set = self.select_guidelines(problem)
+        hint, (adapt, structure, solve) = self.steps(correct_answer)
         chosen = [self.guidelines[i] for i in guideline_set]
-        hint = {} if correct_answer is None else {"correct_answer": str(correct_answer)}
-        adapt, structure, solve = ((self.adapt_with_hint, self.structure_with_hint, self.solve_with_hint) if hint
-                                   else (self.adapt, self.structure, self.solve))
-
         adapted = adapt(problem=problem, guidelines=as_text(chosen), **hint).adapted_guidelines
         plan = structure(problem=problem, adapted_guidelines=adapted, **hint).reasoning_structure
         solved = solve(reasoning_structure=plan, **inputs, **hint)
+        return self.prediction(solved, chosen, guideline_set, adapted, plan, hint)
 
+    async def aforward(self, guideline_set: Sequence[int] | None = None, correct_answer: str | None = None,
+                       **inputs):
+        problem = self.problem_text(inputs)
+        if guideline_set is None:
+            selected = await self.select.acall(problem=problem, guidelines=numbered(self.guidelines))
+            guideline_set = self.valid_selection(selected.selected, problem)
+        hint, (adapt, structure, solve) = self.steps(correct_answer)
+        chosen = [self.guidelines[i] for i in guideline_set]
+        adapted = (await adapt.acall(problem=problem, guidelines=as_text(chosen), **hint)).adapted_guidelines
+        plan = (await structure.acall(problem=problem, adapted_guidelines=adapted, **hint)).reasoning_structure
+        solved = await solve.acall(reasoning_structure=plan, **inputs, **hint)
+        return self.prediction(solved, chosen, guideline_set, adapted, plan, hint)
+
+    def prediction(self, solved, chosen, guideline_set, adapted, plan, hint) -> dspy.Prediction:
         outputs = {name: solved[name] for name in self.signature.output_fields}
-        final = outputs[list(self.signature.output_fields)[-1]]
         return dspy.Prediction(
             reasoning=solved.reasoning,
             **outputs,
@@ -98,6 +126,13 @@ class ReGenesis(dspy.Module):
             guideline_set=list(guideline_set),
             adapted_guidelines=adapted,
             reasoning_structure=plan,
-            path=f"{str(solved.reasoning).strip()}\n{answer_line(final)}",
+            path=self.path(solved.reasoning, outputs),
             hinted=bool(hint),
         )
+
+    def path(self, reasoning: str, outputs: dict) -> str:
+        """The training text: the reasoning, then every output field, the answer field last as the
+        final-answer line (``name: value`` lines for the others)."""
+        answer = self.answer_field()
+        others = [f"{name}: {value}" for name, value in outputs.items() if name != answer]
+        return "\n".join([str(reasoning).strip(), *others, answer_line(outputs[answer])])
