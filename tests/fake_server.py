@@ -63,6 +63,8 @@ def last_user_text(body: dict) -> str:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 1024  # hundreds of calls in flight connect at once
+
     def handle_error(self, request, client_address):
         """A client that hung up (a timeout) is part of the test, not an error worth a traceback."""
 
@@ -94,6 +96,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each reply waits ~40 ms for a delayed ACK
 
             def log_message(self, *args):  # keep test output clean
                 pass
