@@ -156,8 +156,13 @@ def main():
               f"{engine.profile['prompt_tokens'] / max(1, generated):>10.2f}")
         print(f"  profile: {profile_split(engine, wall)}; prompt processing "
               f"{engine.profile['prompt_tokens'] / max(1e-9, engine.profile['prompt_s']):.0f} tok/s, decoding "
-              f"{engine.profile['decoded_tokens'] / max(1e-9, engine.profile['decode_s']):.0f} tok/s per copy",
-              flush=True)
+              f"{engine.profile['decoded_tokens'] / max(1e-9, engine.profile['decode_s']):.0f} tok/s per copy; "
+              f"sampling {sampling_ms(engine):.1f} ms a token", flush=True)
+    print(f"sampling without a grammar (raw decode): {sampling_ms(raw_lm.engine):.1f} ms a token")
+
+
+def sampling_ms(engine: ProfiledEngine) -> float:
+    return 1000 * engine.profile["sample_s"] / max(1, engine.completion_tokens)
 
 
 if __name__ == "__main__":
