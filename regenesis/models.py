@@ -165,7 +165,9 @@ class _ModelPool:
     """Up to ``size`` loaded copies of one model, each serving one request at a time.
 
     Copies load lazily, only when that many requests run at once; the copy used last is lent first,
-    so a single caller keeps reusing one copy (and llama.cpp's prompt-prefix cache in it).
+    so a single caller keeps reusing one copy (and the prompt prefix it holds). Which copy serves a
+    prompt matters little for llama.cpp: every copy starts from the prefix states all copies share
+    (``regenesis.llama_prefix``).
     """
 
     def __init__(self, load, size: int):
@@ -770,8 +772,8 @@ def resolve_lm(
 
     ``None`` or an empty spec gives the embedded default. Extra keyword arguments go to ``dspy.LM``
     (``num_retries``, ``cache``, ``top_p`` …). ``structured_output`` is the form of JSON-schema
-    ``response_format`` a remote server takes (default: ``schema_form``; see ``RemoteLM``). Every error the spec can cause is a ``ModelSpecError``
-    raised here, before any model call.
+    ``response_format`` a remote server takes (default: ``schema_form``; see ``RemoteLM``). Every error the
+    spec can cause is a ``ModelSpecError`` raised here, before any model call.
     """
     spec = (spec or DEFAULT_MODEL).strip()
     if spec in EMBEDDED_MODELS:
