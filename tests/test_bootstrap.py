@@ -340,3 +340,19 @@ def test_label_free_shows_the_gold_answer_to_nothing_not_even_the_judge(tmp_path
     judged = [text for text in sent if "supports_answer" in text]
     assert report["kept_rows"] == 1 and judged  # the second, identical path is judged from the cache
     assert not any("7319" in text for text in sent)
+
+
+def test_synthesize_takes_dspy_examples_and_the_rows_export_as_a_dataset(tmp_path):
+    from datasets import load_from_disk
+
+    from regenesis.optimize.store import rows_dataset
+
+    trainset = [dspy.Example(question=PENS.question, answer="10").with_inputs("question")]
+    config = SynthesisConfig(method="cot", generations=2, num_threads=1)
+    report, out = run(tmp_path, [SOUND, WRONG], config, examples=trainset)
+    assert report["kept_rows"] == 1 and report["dropped"] == {"answer": 1}
+    dataset = rows_dataset(out)
+    dataset.save_to_disk(tmp_path / "dataset")
+    saved = load_from_disk(tmp_path / "dataset")
+    assert saved[0]["messages"][1]["content"] == SOUND["reasoning"] + "\nThe answer is 10."
+    assert saved[0]["meta"]["gold"] == "10"

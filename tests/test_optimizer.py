@@ -113,3 +113,36 @@ def test_a_trainset_without_marked_inputs_is_named():
     student = dspy.ChainOfThought(PriceQuote)
     with pytest.raises(ValueError, match=r"trainset\[0\]"):
         ReGenesisOptimizer(finetune=False).compile(student, trainset=[dspy.Example(order="x", quantity=1)])
+
+
+@pytest.mark.model
+def test_compile_on_the_embedded_model_fine_tunes_it_and_the_program_answers_with_the_tuned_lm(tmp_path):
+    import torch
+
+    from regenesis.finetune import finetunable_lm
+    from regenesis.models import TransformersEngine, adapter_for
+
+    def gives_a_total(example, prediction, trace=None):  # a lenient metric: this test is about the plumbing
+        return float(prediction.total) >= 0
+
+    student = dspy.ChainOfThought(PriceQuote)
+    student.set_lm(finetunable_lm(max_tokens=96))
+    optimizer = ReGenesisOptimizer(metric=gives_a_total, run_dir=tmp_path / "run", num_threads=1, hint_pass=False,
+                                   regenesis=ReGenesisBudget(selections=0, singles=1),
+                                   train_kwargs={"max_steps": 2, "batch_size": 1, "max_length": 1024, "lr": 1e-4})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        compiled = optimizer.compile(student, trainset=TRAINSET[:1])
+    finally:
+        torch.set_num_threads(threads)
+
+    rows = optimizer.dataset()
+    assert len(rows) == 1 and rows[0]["meta"]["predictor"] == 0
+    lm = compiled.predict.lm
+    assert isinstance(lm.engine, TransformersEngine)
+    assert lm.engine.path == str((tmp_path / "run" / "finetuned" / "lm-0").resolve())
+    assert json.loads((tmp_path / "run" / "finetuned" / "lm-0" / "finetune.json").read_text())["result"]["steps"] == 2
+    with dspy.context(adapter=adapter_for(lm)):
+        answer = compiled(order="2 apples cost 4 dollars", quantity=3)
+    assert isinstance(answer.total, float) and isinstance(answer.unit_price, float)

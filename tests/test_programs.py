@@ -137,3 +137,24 @@ def test_an_empty_selection_falls_back_to_a_guideline_that_varies_by_sample():
     with dspy.context(lm=again):
         assert tuple(program(question="What do 5 pens cost?").guideline_set) == chosen[3]
     assert len(set(chosen)) >= 4
+
+
+def test_a_path_ends_with_every_output_field_the_answer_last():
+    lm = scripted({**STEPS, asks("reasoning"): {"reasoning": "One pen costs 6 / 3 = 2 dollars.",
+                                                "unit_price": "2", "answer": "10"}})
+    with dspy.context(lm=lm):
+        prediction = ReGenesis("question -> unit_price, answer")(question="If 3 pens cost 6 dollars, what do 5 cost?")
+    assert prediction.path.endswith("One pen costs 6 / 3 = 2 dollars.\nunit_price: 2\nThe answer is 10.")
+
+
+def test_regenesis_runs_async_and_in_dspy_parallel():
+    import asyncio
+
+    program = ReGenesis()
+    with dspy.context(lm=scripted(STEPS)):
+        prediction = asyncio.run(program.acall(question="If 3 pens cost 6 dollars, what do 5 pens cost?"))
+    assert prediction.answer == "10" and prediction.guideline_set == [2, 0]
+    questions = [dspy.Example(question=f"What do {n} pens cost?").with_inputs("question") for n in (5, 7)]
+    with dspy.context(lm=scripted(STEPS)):
+        results = dspy.Parallel(num_threads=2)([(program, q) for q in questions])
+    assert [r.answer for r in results] == ["10", "10"]

@@ -33,6 +33,7 @@ from regenesis.evals.example import Example
 from regenesis.evals.matching import extract_answer, is_correct
 from regenesis.guidelines import Guideline
 from regenesis.models import adapter_for, is_in_process, model_identity
+from regenesis.optimize.examples import task_examples
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, derives_answer, hint_leak
 from regenesis.optimize.methods import Candidate, Failure, Method, ReGenesisBudget, Sampler, build_method
 from regenesis.optimize.store import FAILED, FINISHED, open_run
@@ -360,15 +361,17 @@ def run_settings(lm: dspy.LM, examples: Sequence[Example], method: Method, confi
     }
 
 
-def synthesize(lm: dspy.LM, examples: Sequence[Example], out_dir: str | Path,
+def synthesize(lm: dspy.LM, examples: Sequence[Example | dspy.Example], out_dir: str | Path,
                config: SynthesisConfig | None = None, *, guidelines: Sequence[Guideline] | None = None,
                progress: bool = True) -> dict:
-    """Run the bootstrap loop over ``examples`` into ``out_dir`` and return the cost report.
+    """Run the bootstrap loop over ``examples`` (project ``Example``s, or ``dspy.Example``s with a
+    ``question`` and an ``answer``) into ``out_dir`` and return the cost report.
 
     Finished problems are skipped and failed ones done again, so the same call after an interruption
     or a failure resumes the run. The folder is locked for the length of the call.
     """
     config = config or SynthesisConfig()
+    examples = task_examples(examples)
     method = build_method(config.method, config.generations, guidelines=guidelines, label_free=config.label_free,
                           regenesis_budget=config.regenesis)
     bootstrap = Bootstrap(lm, method, config)  # first: a judge that cannot be resolved stops before run.json

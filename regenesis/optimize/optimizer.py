@@ -33,16 +33,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
 import dspy
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from regenesis.evals.example import Example
-from regenesis.evals.matching import extract_answer, is_correct
+from regenesis.evals.matching import is_correct
 from regenesis.guidelines import Guideline, load_guidelines
 from regenesis.models import adapter_for, model_identity, sampling_lm
 from regenesis.optimize.bootstrap import SynthesisConfig, capped, majority_answer, preset
+from regenesis.optimize.examples import answer_field_of, example_key, gold_text, task_example
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, hint_leak
 from regenesis.optimize.methods import HINTED_ROLLOUT_OFFSET, ReGenesisBudget, failure_of
 from regenesis.optimize.store import FAILED, FINISHED, open_run
@@ -54,53 +54,7 @@ Metric = Callable[..., Any]
 
 
 # ---------------------------------------------------------------------------------------------
-# From a dspy.Example to the project's matching
-
-
-def answer_field_of(signature: type[dspy.Signature]) -> str:
-    """The output field answer matching reads: ``answer`` if the signature has one, else its last."""
-    names = [name for name in signature.output_fields if name != "reasoning"]
-    return "answer" if "answer" in names else names[-1]
-
-
-def answer_type_of(annotation: Any, gold: Any) -> tuple[str, tuple[str, ...]]:
-    """The project's answer type (and labels) for an output field's type and its gold value."""
-    if get_origin(annotation) is Literal:
-        return "label", tuple(str(a) for a in get_args(annotation))
-    if annotation is bool or isinstance(gold, bool):
-        return "yes_no", ()
-    if annotation in (int, float) or isinstance(gold, (int, float)):
-        return "number", ()
-    text = str(gold).strip()
-    if extract_answer(text, "number") == text.replace(",", ""):
-        return "number", ()
-    if text.lower() in ("yes", "no"):
-        return "yes_no", ()
-    return "text", ()
-
-
-def gold_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def example_key(example: dspy.Example) -> str:
-    """A stable id for an example: its own ``id``, or a hash of everything it holds."""
-    if example.get("id") is not None:
-        return str(example.get("id"))
-    text = json.dumps(dict(example.items()), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def task_example(example: dspy.Example, signature: type[dspy.Signature], answer: Any = None) -> Example:
-    """``example`` as the project's ``Example`` for matching its answer field (against ``answer`` when
-    given: the label-free reference)."""
-    name = answer_field_of(signature)
-    gold = example.get(name) if answer is None else answer
-    answer_type, labels = answer_type_of(signature.output_fields[name].annotation, gold)
-    question = "\n".join(f"{k}: {example.get(k)}" for k in signature.input_fields if example.get(k) is not None)
-    return Example(example_key(example), question, gold_text(gold), answer_type, labels=labels)
+# The default metric
 
 
 def path_of(prediction: dspy.Prediction, answer: str) -> str:

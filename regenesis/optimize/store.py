@@ -69,3 +69,13 @@ class RunStore:
         path = self.dir / REPORT_FILE
         write_json(path, report)
         return path
+
+
+def rows_dataset(out_dir: str | Path):
+    """The training rows of a run folder as a ``datasets.Dataset`` (``messages`` and ``meta``), to
+    ``save_to_disk`` or ``push_to_hub`` (which needs a Hugging Face token)."""
+    from datasets import Dataset
+
+    from regenesis.runfiles import read_jsonl
+
+    return Dataset.from_list(read_jsonl(Path(out_dir) / ROWS_FILE))
