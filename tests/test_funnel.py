@@ -141,3 +141,21 @@ def test_a_failed_problem_counts_in_the_generations_and_in_no_path_stage(tmp_pat
     assert stages["samples tried"] == 2 and stages["kept rows"] == 1  # the finished problem's two samples
     assert funnel_table(report).endswith("1 problem(s) failed: their calls are in the generations, their paths "
                                          "in no stage.")
+
+
+def test_the_synthesize_command_prints_the_funnel_and_draws_it_beside_the_rows(tmp_path, capsys):
+    from regenesis.cli import main
+
+    data = tmp_path / "plus.jsonl"
+    data.write_text(json.dumps({"question": "What is 3 plus 3?", "answer": 6}) + "\n")
+    with FakeServer(ScriptedModel()) as server:
+        code = main(["synthesize", "--task", str(data), "--answer-type", "number", "--selections", "3", "--singles",
+                     "6", "--max-kept", "2", "--no-hint", "--num-threads", "1", "--model", "openai/funnel-cli",
+                     "--api-base", server.url, "--out", str(tmp_path / "out")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "where the generations went" in printed
+    for name, count in funnel_stages(report):
+        assert re.search(rf"{re.escape(name)}\s*│\s*{count}\s*│", printed), name
+    assert Image.open(tmp_path / "out" / "funnel.png").size[0] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,6 +12,7 @@ from rich.table import Table
 from regenesis.cli import add_model_options, model_options
 from regenesis.cli.tasks import add_task_options, examples_from_args
 from regenesis.errors import BadInput
+from regenesis.evals.funnel import failed_note, funnel_chart, funnel_rows
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
 
 
@@ -107,6 +109,8 @@ def run(args) -> int:
     else:
         report = synthesize(resolve_lm(args.model, **options), examples, args.out, config, guidelines=guidelines)
     print_report(report)
+    chart = funnel_chart(report, Path(args.out) / "funnel.png", title=report["method"])
+    Console().print(f"funnel: {chart}", markup=False, highlight=False)
     return 1 if report["failed"] else 0
 
 
@@ -135,8 +139,16 @@ def print_report(report: dict) -> None:
     table.add_row("dropped candidates", escape(json.dumps(report["dropped"])))
     if report["failed"]:
         table.add_row("failed by kind", escape(json.dumps(report["failed_by_kind"])))
+    funnel = Table(title="where the generations went")
+    for column in ("stage", "count", "dropped", "% of samples"):
+        funnel.add_column(column, justify="left" if column == "stage" else "right")
+    for name, count, dropped, share in funnel_rows(report):
+        funnel.add_row(name, str(count), "" if dropped is None else str(dropped), share)
     console = Console()
     console.print(table)
+    console.print(funnel)
+    if note := failed_note(report):
+        console.print(note, markup=False, highlight=False)
     console.print(f"rows: {report['rows_file']}", markup=False, highlight=False)
     if report["failed"]:
         console.print(f"failed problems: {report['failed']}; run the same command again to retry them",
