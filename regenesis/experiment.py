@@ -375,6 +375,7 @@ class Experiment:
         self.eval_domains: dict[str, str] = {}
         self.stages: list[dict] = []  # the stage records of this run's result, in order
         self.checkpoints: dict[str, Path] = {}  # label → tuned checkpoint
+        self.rounds: dict[str, list[tuple[int, str]]] = {}  # method → (round, label) of each round it ran
         self.contamination: dict = {}  # training set → its overlap with the evaluation items
 
     # -- data -----------------------------------------------------------------------------------
@@ -600,6 +601,7 @@ class Experiment:
             for round_number in range(1, self.config.rounds + 1):
                 round_dir = self.out / f"round-{round_number}" / method_label
                 label = method_label if self.config.rounds == 1 else f"{method_label}-r{round_number}"
+                self.rounds.setdefault(method_label, []).append((round_number, label))
                 synthesis = self.synthesize(round_dir / "data", label, method, generator, train, after=upstream)
                 syntheses[label] = synthesis["report"]
                 self.contamination[label] = check_experiment(train, read_jsonl(round_dir / "data" / "train.jsonl"),
@@ -633,6 +635,7 @@ class Experiment:
         if self.not_tuned:
             lines += [f"Not fine-tuned, because synthesis kept no training row: {', '.join(self.not_tuned)} "
                       "(see Training sets below).", ""]
+        lines += sections.rounds_section(self.rounds, syntheses, results)
         lines += sections.paired_section(comparisons)
         lines += sections.contamination_section(self.contamination)
         lines += sections.funnel_section(self.out, syntheses)

@@ -98,6 +98,24 @@ def training_sets_section(syntheses: Mapping[str, dict]) -> list[str]:
                         "`round-<r>/<method>/checkpoint/`.", ""]
 
 
+def rounds_section(rounds: Mapping[str, list[tuple[int, str]]], syntheses: Mapping[str, dict],
+                   results: Mapping[str, EvalResult]) -> list[str]:
+    """Kept rows and domain accuracies of each method round by round (``rounds``: method → (round, label))."""
+    if not any(len(labels) > 1 for labels in rounds.values()):
+        return []
+    domains = sorted({domain for result in results.values() for domain in result.averages})
+    lines = ["## Rounds", "", "| method | round | kept rows | " + " | ".join(AVERAGE_NAMES.get(d, d) for d in domains)
+             + " |", "|---|---|---|" + "---|" * len(domains)]
+    for method, labels in rounds.items():
+        for number, label in labels:
+            result = results.get(label)
+            accuracies = [f"{100 * result.averages[d].accuracy:.1f}" if result and d in result.averages else "—"
+                          for d in domains]
+            kept = syntheses[label]["kept_rows"] if label in syntheses else "—"
+            lines.append(f"| {method} | {number} | {kept} | " + " | ".join(accuracies) + " |")
+    return lines + [""]
+
+
 def kept_rows(report: dict) -> str:
     """The kept rows, with each task's share when the training set mixes tasks."""
     by_task = report.get("by_task", {})

@@ -138,3 +138,18 @@ def test_the_main_job_trains_on_gsm8k_and_strategyqa_and_evaluates_in_and_out_of
                                                     "bbh-sample/boolean_expressions": 10}
     assert {e.id.split("/")[1] for e in evaluation if e.task == "strategyqa-sample"} == {"dev"}
     assert [TASKS[task].domain for task in ("gsm8k-sample", "strategyqa-sample", "svamp-sample")] == ["in", "in", "out"]
+
+
+def test_a_multi_round_experiment_shows_kept_rows_and_accuracy_per_round():
+    from regenesis.evals.evaluate import EvalResult, MacroAverage
+    from regenesis.experiment_report import rounds_section
+
+    def result(in_domain: float) -> EvalResult:
+        return EvalResult(model="m", settings={}, scores={}, raw_files={},
+                          averages={"in": MacroAverage("in", ("t",), in_domain, 0.0, 1.0)})
+
+    rounds = {"star": [(1, "star-r1"), (2, "star-r2")]}
+    syntheses = {"star-r1": {"kept_rows": 4}, "star-r2": {"kept_rows": 7}}
+    lines = rounds_section(rounds, syntheses, {"base": result(0.1), "star-r1": result(0.25), "star-r2": result(0.3)})
+    assert "| star | 1 | 4 | 25.0 |" in lines and "| star | 2 | 7 | 30.0 |" in lines
+    assert rounds_section({"star": [(1, "star")]}, {"star": {"kept_rows": 1}}, {}) == []  # one round: no table
