@@ -1,6 +1,8 @@
 """ReGenesisOptimizer on a user's own signature (two inputs, two typed outputs) and metric."""
 
 import json
+import re
+from collections import Counter
 
 import dspy
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from regenesis.models import resolve_lm
 from regenesis.optimize.optimizer import ReGenesisOptimizer
 from regenesis.optimize.methods import ReGenesisBudget
-from tests.fake_server import FakeServer, fields_reply, output_fields
+from tests.fake_server import FakeServer, fields_reply, last_user_text, output_fields
 
 
 class PriceQuote(dspy.Signature):
@@ -146,3 +148,50 @@ def test_compile_on_the_embedded_model_fine_tunes_it_and_the_program_answers_wit
     with dspy.context(adapter=adapter_for(lm)):
         answer = compiled(order="2 apples cost 4 dollars", quantity=3)
     assert isinstance(answer.total, float) and isinstance(answer.unit_price, float)
+
+
+class PriceThenTotal(dspy.Module):
+    """A user's own two-step program: the unit price from the order, then the total."""
+
+    def __init__(self):
+        super().__init__()
+        self.price = dspy.ChainOfThought("order -> unit_price: float")
+        self.total = dspy.ChainOfThought("unit_price: float, quantity: int -> total: float")
+
+    def forward(self, order, quantity):
+        unit_price = self.price(order=order).unit_price
+        return self.total(unit_price=unit_price, quantity=quantity)
+
+
+def two_steps(body):
+    fields, text = output_fields(body), json.dumps(body["messages"])
+    if "unit_price" in fields:
+        unit = 2 if "pens" in text else 3
+        return fields_reply(body, {"reasoning": f"A pack costs {unit * 3} / 3 = {unit}.", "unit_price": str(unit)})
+    if "total" in fields:  # always 10, unless told the correct answer
+        told = re.search(r"\[\[ ## correct_answer ## \]\]\n([\d.]+)", last_user_text(body))
+        total = told.group(1) if told else "10"
+        return fields_reply(body, {"reasoning": f"The order costs {total}.", "total": total})
+    return fields_reply(body, {"selected": "[1]", "adapted_guidelines": "Price one item.",
+                               "reasoning_structure": "1. Multiply."})
+
+
+def test_every_predictor_of_a_multi_step_program_gets_its_own_rows_and_the_hint_pass_its_temperature(tmp_path):
+    def total_is_right(example, prediction, trace=None):
+        return float(prediction.total) == example.total and len(trace) == 2
+
+    with FakeServer(two_steps) as server:
+        student = PriceThenTotal()
+        student.set_lm(resolve_lm("openai/shop", api_base=server.url))
+        optimizer = ReGenesisOptimizer(metric=total_is_right, finetune=False, run_dir=tmp_path / "run", num_threads=1,
+                                       regenesis=ReGenesisBudget(selections=1, singles=1), temperature=1.2,
+                                       hint_generations=4, hint_temperature=0.85)
+        compiled = optimizer.compile(student, trainset=TRAINSET)
+        temperatures = Counter(b["temperature"] for b in server.requests)
+        hinted = {b["temperature"] for b in server.requests if "correct_answer" in json.dumps(b["messages"])}
+    assert optimizer.report["solved"] == 2 and optimizer.report["solved_with_hint"] == 1  # 4 cups: total 6, not 10
+    # first pass: 2 examples x 2 predictors x (a selected set: 4 calls + a single guideline: 3 calls);
+    # the hinted pass of the cups (4 generations: one selected set) for both predictors
+    assert temperatures == {1.2: 2 * 2 * 7, 0.85: 2 * 4} and hinted == {0.85}
+    assert [d.unit_price for d in compiled.price.predict.demos] == [2.0, 3.0]
+    assert [d.total for d in compiled.total.predict.demos] == [10.0, 6.0]

@@ -68,7 +68,7 @@ class AnswerMatch:
 
     def __init__(self, signature: type[dspy.Signature], filters: FilterOptions | None = None):
         self.signature = signature
-        self.filters = build_filters(filters or FilterOptions(judge_model=None))
+        self.filters = build_filters(filters or FilterOptions())
 
     def __call__(self, example, prediction, trace=None) -> bool:
         target = task_example(example, self.signature)
@@ -93,6 +93,7 @@ class Step:
 @dataclass
 class Sample:
     rollout_id: int
+    temperature: float
     guideline_set: list[int] | None
     hints: dict[int, str] = field(default_factory=dict)  # predictor index → the gold outputs it is shown
     steps: list[Step] = field(default_factory=list)
@@ -106,16 +107,16 @@ class StandIn:
     current sample's rollout id and guideline set, recorded as a step of the sample."""
 
     def __init__(self, index: int, predictor: dspy.Predict, lm: dspy.LM, guidelines: Sequence[Guideline],
-                 temperature: float, top_p: float | None):
+                 top_p: float | None):
         self.index = index
         self.signature = predictor.signature
         self.program = ReGenesis(self.signature, guidelines)
-        self.lm, self.temperature, self.top_p = lm, temperature, top_p
+        self.lm, self.top_p = lm, top_p
 
     def __call__(self, **kwargs) -> dspy.Prediction:
         sample = _SAMPLE.get()
         inputs = {name: kwargs[name] for name in self.signature.input_fields if name in kwargs}
-        lm = sampling_lm(self.lm, sample.rollout_id, self.temperature, self.top_p)
+        lm = sampling_lm(self.lm, sample.rollout_id, sample.temperature, self.top_p)
         with dspy.context(lm=lm, trace=None):
             solved = self.program(guideline_set=sample.guideline_set, correct_answer=sample.hints.get(self.index),
                                   **inputs)
@@ -139,7 +140,7 @@ class Teacher:
         self.predictors = self.program.predictors()
         self.lms, self.config, self.guidelines = lms, config, list(guidelines)
         for index, (predictor, lm) in enumerate(zip(self.predictors, lms)):
-            predictor.forward = StandIn(index, predictor, lm, self.guidelines, config.temperature, config.top_p)
+            predictor.forward = StandIn(index, predictor, lm, self.guidelines, config.top_p)
         self.metric = metric or AnswerMatch(self.predictors[-1].signature, config.filters)
 
     def budget(self, hinted: bool) -> ReGenesisBudget:
@@ -154,8 +155,9 @@ class Teacher:
         order = list(range(len(self.guidelines)))
         random.Random(example_key(example)).shuffle(order)
         sets = [None] * budget.selections + [[i] for i in order[: budget.singles]]
-        offset = HINTED_ROLLOUT_OFFSET if hints is not None else 0
-        return [Sample(offset + n * budget.paths_per_set + k, guideline_set, dict(hints or {}))
+        offset, temperature = ((HINTED_ROLLOUT_OFFSET, self.config.hint_temperature or self.config.temperature)
+                               if hints is not None else (0, self.config.temperature))
+        return [Sample(offset + n * budget.paths_per_set + k, temperature, guideline_set, dict(hints or {}))
                 for n, guideline_set in enumerate(sets) for k in range(budget.paths_per_set)]
 
     def solve(self, example: dspy.Example, adapter: dspy.Adapter | None) -> tuple[list[dict], dict]:
