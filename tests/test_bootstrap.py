@@ -1,6 +1,7 @@
 """The bootstrap loop's filtering, hint handling, cap and resume, proven with scripted models."""
 
 import json
+import re
 from dataclasses import replace
 
 import dspy
@@ -356,3 +357,20 @@ def test_synthesize_takes_dspy_examples_and_the_rows_export_as_a_dataset(tmp_pat
     saved = load_from_disk(tmp_path / "dataset")
     assert saved[0]["messages"][1]["content"] == SOUND["reasoning"] + "\nThe answer is 10."
     assert saved[0]["meta"]["gold"] == "10"
+
+
+def test_gold_sft_trains_on_the_datasets_own_solutions_without_a_model_call(tmp_path):
+    from regenesis.evals.tasks import load_task
+
+    problems = load_task("gsm8k-sample", split="train", limit=3)
+    config = SynthesisConfig(method="gold-sft", num_threads=1)
+    lm = DummyLM([])  # any call would fail: it has no answers
+    report = synthesize(lm, problems, tmp_path / "gold", config, progress=False)
+    kept = rows(tmp_path / "gold")
+    assert report["generations"] == 0 and report["planned_generations_with_hint_pass"] == 0
+    assert report["kept_rows"] == 3  # (on all 300 bundled train problems: 296 kept, 4 false arithmetic)
+    for row in kept:
+        problem = next(p for p in problems if p.id == row["meta"]["problem_id"])
+        text = row["messages"][1]["content"]
+        assert "<<" not in text and text.endswith(f"The answer is {problem.gold}.")
+        assert text.startswith(re.sub(r"<<[^<>]*>>", "", problem.meta["solution"]).strip())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -18,6 +19,7 @@ from regenesis.evals.example import Example
 from regenesis.guidelines import Guideline, load_guidelines
 from regenesis.models import error_kind, sampling_lm
 from regenesis.programs import ChainOfThoughtSolver, ReGenesis, SelfDiscover, STaR
+from regenesis.prompting import answer_line
 
 HINTED_ROLLOUT_OFFSET = 1_000_000
 
@@ -274,7 +276,36 @@ class ReGenesisMethod(Method):
         return candidates, failures
 
 
-METHOD_NAMES = ("regenesis", "star", "lmsi", "cot", "self-discover")
+class GoldSFTMethod(Method):
+    """``gold-sft``: the dataset's own worked solution as the one path (GSM8K's solutions, AQuA's
+    rationales, MATH's solutions: ``meta["solution"]`` or ``meta["rationale"]``), no model call. The
+    baseline of self-training: supervised fine-tuning on gold rationales. A problem without one keeps
+    no row."""
+
+    name = "gold-sft"
+    rationale_keys = ("solution", "rationale")
+
+    def __init__(self):
+        super().__init__(samples=1)
+
+    def planned_generations(self) -> int:
+        return 0
+
+    def propose(self, example, sampler, hint=None):
+        rationale = next((str(example.meta[key]).strip() for key in self.rationale_keys if example.meta.get(key)), "")
+        if not rationale:
+            return [], []
+        rationale = _CALCULATOR_NOTE.sub("", rationale)  # GSM8K's "<<6/3=2>>" annotations for its calculator
+        # GSM8K's last lines often have no full stop, which the form filter reads as a cut-off sentence
+        rationale = _UNPUNCTUATED_END.sub(".", rationale.strip())
+        return [Candidate(f"{rationale}\n{answer_line(example.gold)}", example.gold, 0,
+                          provenance={"source": "gold rationale"})], []
+
+
+_CALCULATOR_NOTE = re.compile(r"<<[^<>]{0,200}>>")
+_UNPUNCTUATED_END = re.compile(r"(?<=[\w)%$])\Z")
+
+METHOD_NAMES = ("regenesis", "star", "lmsi", "cot", "self-discover", "gold-sft")
 
 
 def build_method(name: str, generations: int | None = None, *, guidelines: Sequence[Guideline] | None = None,
@@ -285,6 +316,8 @@ def build_method(name: str, generations: int | None = None, *, guidelines: Seque
     if name == "regenesis":
         budget = regenesis_budget or (ReGenesisBudget.for_generations(generations) if generations else ReGenesisBudget())
         return ReGenesisMethod(budget, guidelines, label_free=label_free)
+    if name == "gold-sft":
+        return GoldSFTMethod()
     samples = generations or 8
     if name == "star":
         return STaRMethod(samples)
