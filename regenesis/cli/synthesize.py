@@ -28,10 +28,12 @@ def register(commands) -> None:
     budget.add_argument("--preset", default="default", choices=["default", "paper"],
                         help="default: 4 guideline sets per problem (regenesis: 14 generations, and up to as many "
                              "again in the hinted pass of a problem the first pass leaves unsolved); paper: the "
-                             "reference budget (20 selections + every guideline alone, temperature 1.2, top_p 0.9)")
+                             "reference budget (20 selections + every guideline alone, temperature 1.2, top_p 0.9; "
+                             "a hinted pass of about 100 generations at temperature 0.85)")
     budget.add_argument("--generations", type=int, default=None, metavar="N",
                         help="generations per problem before the hinted pass, shared by all methods (for "
-                             "equal-cost comparisons); the hinted pass can spend as many again")
+                             "equal-cost comparisons; it replaces the preset's guideline sets); the hinted pass "
+                             "can spend as many again (the paper preset: its own 100)")
     budget.add_argument("--selections", type=int, default=None, help="regenesis: model-selected guideline sets")
     budget.add_argument("--singles", type=int, default=None, help="regenesis: single-guideline sets")
     budget.add_argument("--paths-per-set", type=int, default=None, help="regenesis: solve samples per guideline set")
