@@ -40,12 +40,13 @@ from dspy.teleprompt.teleprompt import Teleprompter
 
 from regenesis.evals.matching import is_correct
 from regenesis.guidelines import Guideline, load_guidelines
-from regenesis.models import adapter_for, model_identity, sampling_lm
+from regenesis.models import model_identity, sampling_lm
 from regenesis.optimize.bootstrap import SynthesisConfig, capped, majority_answer, preset
 from regenesis.optimize.examples import answer_field_of, example_key, gold_text, task_example
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, hint_leak
 from regenesis.optimize.methods import HINTED_ROLLOUT_OFFSET, ReGenesisBudget, failure_of
 from regenesis.optimize.store import FAILED, FINISHED, open_run
+from regenesis.optimize.training_format import training_adapter
 from regenesis.programs import ReGenesis
 from regenesis.prompting import answer_line
 from regenesis.runfiles import read_jsonl
@@ -237,16 +238,15 @@ class Teacher:
                    for step in sample.steps if step.predictor in sample.hints)
 
     def row(self, key: str, sample: Sample, step: Step) -> dict:
-        """A training row in the format the predictor's LM is asked in (``adapter_for``: JSON for models
-        that decode under a schema, DSPy's chat fields otherwise)."""
-        signature = self.predictors[step.predictor].signature
-        adapter = adapter_for(self.lms[step.predictor])
-        prompt = adapter.format(signature=signature, demos=[], inputs=step.inputs)
-        answer = adapter.format_assistant_message_content(signature=signature, outputs=step.outputs)
+        """A training row in the format the predictor's LM is asked in (``training_adapter``: JSON for
+        models that decode under a schema, DSPy's chat fields otherwise)."""
+        adapter = training_adapter(self.lms[step.predictor])
+        row = adapter.format_finetune_data(signature=self.predictors[step.predictor].signature, demos=[],
+                                           inputs=step.inputs, outputs=step.outputs)
         meta = {"problem_id": key, "predictor": step.predictor, "rollout_id": sample.rollout_id,
                 "hinted": bool(sample.hints), "inputs": _plain(step.inputs), "outputs": _plain(step.outputs),
                 **step.provenance}
-        return {"messages": [*prompt, {"role": "assistant", "content": answer}], "meta": meta}
+        return {"messages": row["messages"], "meta": meta}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ class ReGenesisOptimizer(Teleprompter):
             "predictors": [f"{name}: {predictor.signature.signature}"
                            for name, predictor in teacher.program.named_predictors()],
             "models": [model_identity(lm) for lm in teacher.lms],
-            "adapters": [type(adapter_for(lm)).__name__ for lm in teacher.lms],
+            "adapters": [type(training_adapter(lm)).__name__ for lm in teacher.lms],
             "metric": getattr(teacher.metric, "__qualname__", type(teacher.metric).__name__),
             "examples": len(trainset),
             "examples_sha256": hashlib.sha256(examples.encode()).hexdigest(),
