@@ -31,7 +31,7 @@ def check_rows(out, method):
     return rows
 
 
-@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("method", [name for name in METHOD_NAMES if name != "gold-sft"])
 def test_each_method_runs_end_to_end_on_five_gsm8k_problems(method, problems, tmp_path):
     config = SynthesisConfig(method=method, generations=1, regenesis=ReGenesisBudget(1, 0, 1), num_threads=2)
     lm = resolve_lm(None, max_tokens=128, cache=False)  # lmsi and cot ask the same prompts: no cache hits
@@ -43,6 +43,13 @@ def test_each_method_runs_end_to_end_on_five_gsm8k_problems(method, problems, tm
     assert report["kept_rows"] == len(rows)
     records = [json.loads(line) for line in (tmp_path / "problems.jsonl").read_text().splitlines()]
     assert sorted(r["problem_id"] for r in records) == sorted(e.id for e in problems)
+
+
+def test_gold_sft_turns_the_gold_solutions_into_rows_without_a_model_call(problems, tmp_path):
+    report = synthesize(resolve_lm(None), problems, tmp_path, SynthesisConfig(method="gold-sft"), progress=False)
+    assert (report["finished"], report["failed"], report["generations"]) == (5, 0, 0)
+    rows = check_rows(tmp_path, "gold-sft")
+    assert report["kept_rows"] == len(rows) >= 4 and all(row["meta"]["answer"] == row["meta"]["gold"] for row in rows)
 
 
 def test_synthesize_command_writes_a_training_set_and_resumes(tmp_path):
