@@ -199,13 +199,13 @@ def test_run_json_records_what_determines_the_output_and_a_changed_question_is_r
 
 
 def test_the_progress_line_counts_solves_without_and_with_the_hint_apart():
-    from regenesis.optimize.bootstrap import _status
+    from regenesis.optimize.bootstrap import progress_status
 
     done = [{"status": "finished", "solved": False, "solved_with_hint": True, "kept": 4},
             {"status": "finished", "solved": False, "solved_with_hint": False, "kept": 0},
             {"status": "finished", "solved": True, "solved_with_hint": False, "kept": 1},
             {"status": "failed", "solved": False, "solved_with_hint": False, "kept": 0}]
-    assert _status(done, 310, 10) == "solved 1/3 · with hint 1/3 · kept 5 · failed 1 · 31 tok/s"
+    assert progress_status(done, 310, 10) == "solved 1/3 · with hint 1/3 · kept 5 · failed 1 · 31 tok/s"
 
 
 def test_presets_and_the_shared_budget():

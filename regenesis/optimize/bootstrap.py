@@ -381,9 +381,9 @@ def synthesize(lm: dspy.LM, examples: Sequence[Example | dspy.Example], out_dir:
         started, new_tokens = time.monotonic(), 0
         with dspy.context(lm=lm, adapter=bootstrap.adapter):
             plan = method.prepare(examples, bootstrap.sampler)
-        with _progress(progress) as bar:
+        with progress_bar(progress) as bar:
             task = bar.add_task("synthesize", total=len(examples), completed=len(examples) - len(todo),
-                                status=_status(store.problems, 0, 1))
+                                status=progress_status(store.problems, 0, 1))
             with ThreadPoolExecutor(max_workers=max(1, config.num_threads)) as pool:
                 futures = [pool.submit(bootstrap.solve, example) for example in todo]
                 try:
@@ -392,7 +392,7 @@ def synthesize(lm: dspy.LM, examples: Sequence[Example | dspy.Example], out_dir:
                         store.add(rows, record)
                         new_tokens += record["completion_tokens"]
                         bar.update(task, advance=1,
-                                   status=_status(store.problems, new_tokens, time.monotonic() - started))
+                                   status=progress_status(store.problems, new_tokens, time.monotonic() - started))
                 except BaseException:
                     pool.shutdown(cancel_futures=True)  # a model that cannot load fails every problem alike
                     raise
@@ -404,7 +404,7 @@ def synthesize(lm: dspy.LM, examples: Sequence[Example | dspy.Example], out_dir:
     return report
 
 
-def _status(problems: list[dict], tokens: int, seconds: float) -> str:
+def progress_status(problems: list[dict], tokens: int, seconds: float) -> str:
     """The progress line: each figure names what it counts, over the problems done so far."""
     finished = [p for p in problems if p["status"] == FINISHED]
     solved = sum(p["solved"] for p in finished)
@@ -415,6 +415,6 @@ def _status(problems: list[dict], tokens: int, seconds: float) -> str:
             f"failed {failed} · {tokens / max(seconds, 1e-9):.0f} tok/s")
 
 
-def _progress(enabled: bool) -> Progress:
+def progress_bar(enabled: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(), disable=not enabled)
