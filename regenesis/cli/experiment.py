@@ -28,5 +28,5 @@ def run(args) -> int:
         console.print(f"[dim]already finished with the same inputs, skipped: {escape(', '.join(experiment.skipped))}[/dim]")
     report = Path(experiment.report)
     console.print(Markdown(report.read_text(encoding="utf-8").split("\n## ")[0]))
-    console.print(f"\nReport: [bold]{report}[/bold]")
+    console.print(f"\nReport: [bold]{escape(str(report))}[/bold]")
     return 0

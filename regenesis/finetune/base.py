@@ -81,7 +81,7 @@ def dense_from_gguf(gguf: Path) -> Path:
     target = cache_root() / "dense" / key
     if (target / "config.json").is_file():
         return target
-    console.print(f"Converting {gguf.name} to a dense safetensors folder (once): {target}", highlight=False)
+    console.print(f"Converting {gguf.name} to a dense safetensors folder (once): {target}", markup=False, highlight=False)
     staging = target.with_name(f"{key}.tmp-{os.getpid()}")
     _convert_gguf(gguf, staging)
     try:

@@ -51,7 +51,7 @@ def export_gguf(ckpt: str | Path, quant: str = "q8_0", *, llama_cpp_source: str 
             f16 = Path(scratch) / "model-f16.gguf"
             _convert(converter, folder, f16, "f16", ckpt.resolve().name)
             _quantize(f16, target, quant)
-    console.print(f"Wrote {target} (use it as --model {target})", highlight=False)
+    console.print(f"Wrote {target} (use it as --model {target})", markup=False, highlight=False)
     return target
 
 
@@ -88,7 +88,7 @@ def _staged(ckpt: Path):
 
 
 def _convert(converter: Path, folder: Path, target: Path, outtype: str, model_name: str) -> None:
-    console.print(f"Converting to GGUF ({outtype}) with {converter}", highlight=False)
+    console.print(f"Converting to GGUF ({outtype}) with {converter}", markup=False, highlight=False)
     done = subprocess.run([sys.executable, str(converter), str(folder), "--outfile", str(target),
                            "--outtype", outtype, "--model-name", model_name], capture_output=True, text=True)
     if done.returncode != 0:

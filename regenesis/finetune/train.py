@@ -111,7 +111,7 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
     run = {"base": base, "data": str(rows.file.resolve()), "rows": len(rows.messages), "rows_digest": rows.digest(),
            "settings": config.model_settings(), "report_to": config.report_to}
     if _already_finished(out, run, resume):
-        console.print(f"{out} already holds this finished run", highlight=False)
+        console.print(f"{out} already holds this finished run", markup=False, highlight=False)
         return out
 
     source = dense_base(base)
@@ -128,7 +128,7 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
         write_json(out / RUN_FILE, run)
     checkpoint = _last_checkpoint(out) if resume else None
     if checkpoint:
-        console.print(f"Resuming from {checkpoint}", highlight=False)
+        console.print(f"Resuming from {checkpoint}", markup=False, highlight=False)
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
     finally:
@@ -140,7 +140,7 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
         write_json(out / RUN_FILE, {**run, "result": _result(trainer, _step_of(checkpoint))})
         _keep_tracker_logs(out)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-        console.print(f"Saved the fine-tuned model to {out} (use it as --model {out})", highlight=False)
+        console.print(f"Saved the fine-tuned model to {out} (use it as --model {out})", markup=False, highlight=False)
     return out
 
 
