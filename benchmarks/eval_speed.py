@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from regenesis.evals.evaluate import evaluate, raw_file, read_records  # noqa: E402
-from regenesis.evals.tasks import load_task  # noqa: E402
+from regenesis.tasks import load_task  # noqa: E402
 from regenesis.models import resolve_lm  # noqa: E402
 from regenesis.prompting import user_prompt  # noqa: E402
 

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from regenesis.errors import BadInput
-from regenesis.evals.example import Example
-from regenesis.evals.matching import answers_equal, format_number, is_correct
-from regenesis.evals.tasks import BBH_TASKS, IN_DOMAIN, OUT_OF_DOMAIN, load_task
+from regenesis.tasks.example import Example
+from regenesis.answers import answers_equal, format_number, is_correct
+from regenesis.tasks import BBH_TASKS, IN_DOMAIN, OUT_OF_DOMAIN, load_task
 
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from common import ROOT, distinct_paths, timed_embedded_lm
 
-from regenesis.evals.tasks import load_task
-from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.tasks import load_task
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig
 
 METHODS = [("regenesis", {}), ("regenesis", {"label_free": True}), ("star", {}), ("lmsi", {}), ("cot", {}),
            ("self-discover", {})]

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from regenesis.evals.example import Example
-from regenesis.evals.tasks import load_task
+from regenesis.tasks.example import Example
+from regenesis.tasks import load_task
 from regenesis.optimize.filters import (ArithmeticFilter, FilterOptions, PathFilter, build_filters, check_path,
                                         degenerate_repetition)
 
@@ -172,7 +172,8 @@ def synthesis_removals(model: str | None, problems: int, method: str, generation
     """Run the bootstrap loop on fresh GSM8K problems; its report's ``dropped`` counts per filter."""
     try:
         from regenesis.models import resolve_lm
-        from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+        from regenesis.optimize.bootstrap import synthesize
+        from regenesis.optimize.config import SynthesisConfig
     except ImportError as error:
         sys.exit(f"--synthesize needs the bootstrap loop (regenesis.optimize.bootstrap): {error}")
     with tempfile.TemporaryDirectory(prefix="quality-synthesis-") as out_dir:

@@ -28,10 +28,11 @@ from common import ROOT, TimedLlamaCppEngine
 
 import dspy
 import llama_cpp
-from regenesis.evals.tasks import load_task
+from regenesis.tasks import load_task
 from regenesis.llama_prefix import PrefixCachingLlama
 from regenesis.models import resolve_lm
-from regenesis.optimize.bootstrap import preset, synthesize
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import preset
 
 
 class SampleTimer:

@@ -43,11 +43,12 @@ from regenesis.errors import BadInput
 from regenesis.evals.contamination import check_experiment, find_overlaps, question_texts
 from regenesis.evals.evaluate import evaluate, registry_domains
 from regenesis.evals.report import comparison_chart, comparison_table, load_results, write_results
-from regenesis.evals.tasks import TASKS, load_task
+from regenesis.tasks import TASKS, load_task
 from regenesis.finetune import FinetuneConfig, export_gguf, finetune
 from regenesis.guidelines import load_guidelines
 from regenesis.models import EMBEDDED_MODELS, ModelSpecError, model_identity, resolve_lm
-from regenesis.optimize.bootstrap import SynthesisConfig, preset, synthesize
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig, preset
 from regenesis.optimize.distributed import ModelSource, synthesize_on_ray
 from regenesis.optimize.filters import FilterOptions
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget

@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 from dspy.utils import DummyLM
 
-from regenesis.evals.example import Example
-from regenesis.evals.matching import extract_answer, is_correct
-from regenesis.evals.tasks import load_task
-from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.tasks.example import Example
+from regenesis.answers import extract_answer, is_correct
+from regenesis.tasks import load_task
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path
 
 ROOT = Path(__file__).resolve().parents[1]

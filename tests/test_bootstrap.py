@@ -8,9 +8,10 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from regenesis.evals.example import Example
+from regenesis.tasks.example import Example
 from regenesis.guidelines import Guideline
-from regenesis.optimize.bootstrap import SynthesisConfig, majority_answer, synthesize
+from regenesis.optimize.bootstrap import majority_answer, synthesize
+from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.methods import ReGenesisBudget
 from regenesis.optimize.store import PROBLEMS_FILE, ROWS_FILE
 
@@ -209,7 +210,7 @@ def test_the_progress_line_counts_solves_without_and_with_the_hint_apart():
 
 
 def test_presets_and_the_shared_budget():
-    from regenesis.optimize.bootstrap import preset
+    from regenesis.optimize.config import preset
     from regenesis.optimize.methods import build_method
 
     default, paper = preset("default"), preset("paper")
@@ -291,7 +292,8 @@ def test_the_hint_pass_has_its_own_budget_and_temperature(tmp_path):
 
 
 def test_the_paper_presets_hint_pass_is_about_100_generations_at_0_85():
-    from regenesis.optimize.bootstrap import planned_hint_generations, preset
+    from regenesis.optimize.bootstrap import planned_hint_generations
+    from regenesis.optimize.config import preset
     from regenesis.optimize.methods import build_method
 
     paper = preset("paper")
@@ -360,7 +362,7 @@ def test_synthesize_takes_dspy_examples_and_the_rows_export_as_a_dataset(tmp_pat
 
 
 def test_gold_sft_trains_on_the_datasets_own_solutions_without_a_model_call(tmp_path):
-    from regenesis.evals.tasks import load_task
+    from regenesis.tasks import load_task
 
     problems = load_task("gsm8k-sample", split="train", limit=3)
     config = SynthesisConfig(method="gold-sft", num_threads=1)

@@ -3,8 +3,8 @@
 import pytest
 
 from regenesis.evals.contamination import check_experiment, find_overlaps, normalize, question_texts
-from regenesis.evals.example import Example
-from regenesis.evals.tasks import load_task
+from regenesis.tasks.example import Example
+from regenesis.tasks import load_task
 from regenesis.prompting import training_messages
 
 LONG = ("A farmer has 17 cows and buys 5 more at the spring market, then sells 3 of them to a neighbour "

@@ -9,7 +9,7 @@ import pytest
 from regenesis.cli import main
 from regenesis.errors import BadInput
 from regenesis.evals.evaluate import evaluate, read_records
-from regenesis.evals.tasks import load_task
+from regenesis.tasks import load_task
 from regenesis.models import resolve_lm
 from regenesis.runfiles import run_lock
 from tests.fake_server import FakeServer, Fault, last_user_text

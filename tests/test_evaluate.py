@@ -19,7 +19,7 @@ from regenesis.evals.evaluate import (
     task_domains,
     wilson_interval,
 )
-from regenesis.evals.example import Example
+from regenesis.tasks.example import Example
 from regenesis.evals.report import comparison_chart, comparison_table, load_results, rich_table, write_results
 
 
@@ -410,7 +410,7 @@ def test_cli_rejects_an_unknown_task_with_exit_2(tmp_path, capsys):
 def test_cli_writes_json_markdown_and_raw_outputs(tmp_path, monkeypatch):
     import regenesis.cli.eval as eval_cli
     from regenesis.cli import main
-    from regenesis.evals.tasks import load_task
+    from regenesis.tasks import load_task
 
     examples = load_task("gsm8k-sample", split="test", limit=3)
     lm, _ = scripted_lm(right_answers(examples, wrong={examples[0].id}))
@@ -429,7 +429,7 @@ def test_cli_writes_json_markdown_and_raw_outputs(tmp_path, monkeypatch):
 
 @pytest.mark.model
 def test_embedded_model_on_three_bundled_problems(tmp_path):
-    from regenesis.evals.tasks import load_task
+    from regenesis.tasks import load_task
     from regenesis.models import resolve_lm
 
     examples = load_task("gsm8k-sample", split="test", limit=3)

@@ -117,7 +117,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.mark.parametrize("name", ["quickstart.toml", "paper.toml", "hosted.toml"])
 def test_the_example_configs_name_registered_tasks_and_methods(name):
-    from regenesis.evals.tasks import TASKS
+    from regenesis.tasks import TASKS
 
     config = ExperimentConfig.load(EXAMPLES / name)
     tasks = config.train.task_names + config.eval.tasks
@@ -125,7 +125,7 @@ def test_the_example_configs_name_registered_tasks_and_methods(name):
 
 
 def test_the_main_job_trains_on_gsm8k_and_strategyqa_and_evaluates_in_and_out_of_domain(monkeypatch):
-    from regenesis.evals.tasks import TASKS
+    from regenesis.tasks import TASKS
     from regenesis.experiment import Experiment
 
     monkeypatch.delenv("REGENESIS_DATA_ROOT", raising=False)

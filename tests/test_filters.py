@@ -9,7 +9,7 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from regenesis.evals.example import Example
+from regenesis.tasks.example import Example
 from regenesis.optimize import filters as filters_module
 from regenesis.optimize.filters import (
     ArithmeticFilter,

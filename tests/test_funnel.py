@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from regenesis.evals.funnel import drop_order, funnel_chart, funnel_stages, funnel_table
-from regenesis.evals.tasks import load_task
+from regenesis.tasks import load_task
 from regenesis.models import resolve_lm
-from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.methods import ReGenesisBudget
 from tests.fake_server import FakeServer, Fault, fields_reply, last_user_text, output_fields
 

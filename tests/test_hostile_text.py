@@ -11,10 +11,10 @@ import threading
 
 import pytest
 
-from regenesis.evals import latex_math
-from regenesis.evals.example import Example
-from regenesis.evals.tasks import load_task
-from regenesis.evals.matching import answers_equal, extract_answer, final_answer_spans, is_correct
+from regenesis.answers import latex
+from regenesis.tasks.example import Example
+from regenesis.tasks import load_task
+from regenesis.answers import answers_equal, extract_answer, final_answer_spans, is_correct
 from regenesis.optimize.filters import (
     ArithmeticFilter,
     ChoiceSupportFilter,
@@ -31,7 +31,8 @@ from regenesis.optimize.filters import (
     stated_computations,
 )
 from regenesis.models import resolve_lm
-from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig
 from tests.fake_server import FakeServer, fields_reply, last_user_text
 
 STALL_SECONDS = 20.0
@@ -230,7 +231,7 @@ def test_whitespace_runs_are_read_in_linear_time(spaces):
 ])
 def test_latex_bombs_are_not_comparable_and_never_evaluated(bomb):
     """Refused by the parser's bounds before sympy computes: no sympy value comes back for them."""
-    assert latex_math.to_sympy(latex_math.normalize_latex(bomb)) is None
+    assert latex.to_sympy(latex.normalize_latex(bomb)) is None
     assert answers_equal(bomb, bomb, "math") and not finishes(answers_equal, bomb, "1", "math")
 
 

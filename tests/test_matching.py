@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from regenesis.evals import matching
-from regenesis.evals.example import Example
-from regenesis.evals.matching import answers_equal, extract_answer, is_correct, normalize_gold
+from regenesis.answers import matching
+from regenesis.tasks.example import Example
+from regenesis.answers import answers_equal, extract_answer, is_correct, normalize_gold
 
 NLI = ("entailment", "neutral", "contradiction")
 DATE_OPTIONS = ("12/11/1937", "12/25/1937", "01/04/1938", "12/04/1937", "12/25/2006", "07/25/1937")

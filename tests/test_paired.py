@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from regenesis.evals.example import Example
+from regenesis.tasks.example import Example
 from regenesis.evals.paired import (
     Z_ALPHA, Z_POWER, MisalignedItems, PairedTable, compare_domain, compare_runs, compare_task, mcnemar_exact,
     minimum_detectable_effect, outcomes_of, pair, paired_table, raw_outcomes)

@@ -4,9 +4,10 @@ import dspy
 from dspy.teleprompt.bootstrap_trace import bootstrap_trace_data
 from dspy.utils import DummyLM
 
-from regenesis.evals.example import Example
-from regenesis.evals.matching import is_correct
-from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.tasks.example import Example
+from regenesis.answers import is_correct
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.filters import FilterOptions
 from regenesis.programs import ChainOfThoughtSolver, ReGenesis, SelfDiscover
 from regenesis.programs.chain_of_thought import with_path

@@ -12,9 +12,10 @@ import pytest
 
 from regenesis.cli import main
 from regenesis.errors import BadInput
-from regenesis.evals.tasks import load_task
+from regenesis.tasks import load_task
 from regenesis.experiment import Experiment, ExperimentConfig
-from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.distributed import SHARDS_FOLDER, ModelSource, synthesize_on_ray
 from tests.fake_server import FakeServer, fields_reply, last_user_text
 

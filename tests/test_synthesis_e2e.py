@@ -6,9 +6,10 @@ import datasets
 import pytest
 
 from regenesis.cli import main
-from regenesis.evals.tasks import load_task
+from regenesis.tasks import load_task
 from regenesis.models import resolve_lm
-from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
 
 pytestmark = pytest.mark.model

@@ -13,9 +13,10 @@ import time
 import pytest
 
 from regenesis.cli import main
-from regenesis.evals.tasks import load_task
+from regenesis.tasks import load_task
 from regenesis.models import resolve_lm
-from regenesis.optimize.bootstrap import SynthesisConfig, synthesize
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import SynthesisConfig
 from regenesis.runfiles import run_lock
 from tests.fake_server import Fault, FakeServer, fields_reply, last_user_text
 

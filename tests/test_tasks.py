@@ -8,9 +8,9 @@ import pytest
 
 from regenesis.cli import main
 from regenesis.errors import BadInput
-from regenesis.evals.example import Example
-from regenesis.evals.matching import format_number, is_correct
-from regenesis.evals.tasks import BBH_TASKS, IN_DOMAIN, OUT_OF_DOMAIN, TASKS, load_task
+from regenesis.tasks.example import Example
+from regenesis.answers import format_number, is_correct
+from regenesis.tasks import BBH_TASKS, IN_DOMAIN, OUT_OF_DOMAIN, TASKS, load_task
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the offline benchmark copies are not at {SHARED}")

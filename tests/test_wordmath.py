@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from regenesis.errors import BadInput
-from regenesis.evals.tasks import TASKS, load_task
-from regenesis.evals.tasks.wordmath import (
+from regenesis.tasks import TASKS, load_task
+from regenesis.tasks.wordmath import (
     BUNDLED_SEED, MAX_VALUE, SEEN, SPLIT_SIZES, UNSEEN, UNSEEN_SIZE, content_key, file_text, generate, write_bundle)
 
 BUNDLE = Path(str(resources.files("regenesis") / "data" / "wordmath"))

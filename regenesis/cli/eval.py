@@ -81,8 +81,8 @@ def _is_results_file(path: Path) -> bool:
 
 def load_examples(args, names: list[str]) -> list:
     """Every task's examples; the user-dataset options apply to the user datasets among them."""
-    from regenesis.evals.tasks import load_task
-    from regenesis.evals.tasks.user import is_user_source
+    from regenesis.tasks import load_task
+    from regenesis.tasks.user import is_user_source
 
     fields = user_dataset_fields(args)
     user_tasks = [name for name in names if is_user_source(name)]

@@ -69,7 +69,7 @@ def run(args) -> int:
 def solve_as_trained(console: Console, lm: dspy.LM, question: str) -> int:
     """The question as a training row's user turn; the answer read from the path's last answer line."""
     from regenesis.evals.evaluate import eval_request
-    from regenesis.evals.matching import final_answer_spans
+    from regenesis.answers import final_answer_spans
 
     text = lm(eval_request(lm, question)).text or ""
     show(console, "Reasoning", text)

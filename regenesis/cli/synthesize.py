@@ -61,7 +61,7 @@ def register(commands) -> None:
 
 
 def config_from_args(args):
-    from regenesis.optimize.bootstrap import preset
+    from regenesis.optimize.config import preset
     from regenesis.optimize.filters import FilterOptions
 
     base = preset(args.preset)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from regenesis.errors import BadInput
-from regenesis.evals.example import ANSWER_TYPES, Example
+from regenesis.tasks.example import ANSWER_TYPES, Example
 
 DEFAULT_SHOW_LIMIT = 5
 
@@ -66,7 +66,7 @@ def user_dataset_fields(args: argparse.Namespace) -> dict:
 def train_split(task: str) -> str | None:
     """The split synthesis reads when --split is not given: train. None for a single user file, which is its
     own split. A user folder or hub dataset without a train split is refused by ``load_task``, naming its splits."""
-    from regenesis.evals.tasks import TASKS
+    from regenesis.tasks import TASKS
 
     spec = TASKS.get(task)
     if spec is not None and "train" not in spec.splits:
@@ -77,7 +77,7 @@ def train_split(task: str) -> str | None:
 
 def examples_from_args(args: argparse.Namespace, console: Console | None = None) -> list[Example]:
     """Load the examples that ``add_task_options`` describes; reports skipped rows on stderr."""
-    from regenesis.evals.tasks import load_task
+    from regenesis.tasks import load_task
 
     split = args.split or (train_split(args.task) if args.training_split else None)
     examples = load_task(args.task, data=args.data, split=split, limit=args.limit, skip_bad_rows=args.skip_bad_rows,
@@ -106,7 +106,7 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
-    from regenesis.evals.tasks import TASKS
+    from regenesis.tasks import TASKS
 
     rows = [{"task": spec.name, "domain": spec.domain, "answer_type": spec.answer_type,
              "splits": list(spec.splits), "default_split": spec.default_split, "hub_id": spec.hub_id,

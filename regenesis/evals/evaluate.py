@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from regenesis.errors import BadInput
-from regenesis.evals.example import Example
+from regenesis.tasks.example import Example
 from regenesis.models import describe, error_kind
 from regenesis.prompting import INSTRUCTION, user_prompt
 from regenesis.runfiles import append_jsonl, check_settings, read_jsonl, repair_jsonl, run_lock
@@ -291,7 +291,7 @@ def stored_records(raw_dir: Path, task: str, examples: list[Example]) -> dict[st
 
 def judged(record: dict, example: Example) -> dict:
     """``record`` with its answer and verdict derived from its output and the example's gold answer."""
-    from regenesis.evals.matching import extract_answer, is_correct
+    from regenesis.answers import extract_answer, is_correct
 
     if record.get("error") is not None:
         return {**record, "gold": example.gold, "answer": None, "correct": False}
@@ -487,7 +487,7 @@ def evaluate(
 
 
 def registry_domains(tasks: Iterable[str]) -> dict[str, str | None]:
-    from regenesis.evals.tasks import TASKS
+    from regenesis.tasks import TASKS
 
     return {task: getattr(TASKS.get(task), "domain", None) for task in tasks}
 

@@ -29,58 +29,16 @@ import dspy
 from dspy.utils.callback import BaseCallback
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from regenesis.evals.example import Example
-from regenesis.evals.matching import extract_answer, is_correct
+from regenesis.tasks.example import Example
+from regenesis.answers import extract_answer, is_correct
 from regenesis.guidelines import Guideline
 from regenesis.models import adapter_for, is_in_process, model_identity
 from regenesis.optimize.examples import task_examples
-from regenesis.optimize.filters import FilterOptions, build_filters, check_path, derives_answer, hint_leak
+from regenesis.optimize.config import SynthesisConfig
+from regenesis.optimize.filters import build_filters, check_path, derives_answer, hint_leak
 from regenesis.optimize.methods import Candidate, Failure, Method, ReGenesisBudget, Sampler, build_method
 from regenesis.optimize.store import FAILED, FINISHED, open_run
 from regenesis.prompting import answer_line, training_messages
-
-
-@dataclass
-class SynthesisConfig:
-    """The knobs of a synthesis run. ``generations`` is the budget of generations per problem that
-    all methods share; ``regenesis`` sets ReGenesis's sets explicitly instead. The hinted pass spends
-    ``hint_generations`` at ``hint_temperature`` (None: the first pass's budget and temperature)."""
-
-    method: str = "regenesis"
-    generations: int | None = None
-    regenesis: ReGenesisBudget | None = None
-    max_kept: int = 5
-    hint_pass: bool = True
-    hint_generations: int | None = None
-    hint_temperature: float | None = None
-    label_free: bool = False
-    temperature: float = 0.8
-    top_p: float | None = 0.95
-    num_threads: int = 2
-    filters: FilterOptions = field(default_factory=FilterOptions)
-
-
-PRESETS = {
-    # Cheap enough for a laptop: 4 guideline sets per problem (14 generations, and as many again in the
-    # hinted pass of a problem the first pass leaves unsolved).
-    "default": SynthesisConfig(),
-    # The reference budget: 20 sampled selections plus every seed guideline alone (singles are capped
-    # at the size of the library), sampled at 1.2 / 0.9; the hinted pass is smaller and cooler (about
-    # 100 generations at 0.85).
-    "paper": SynthesisConfig(regenesis=ReGenesisBudget(selections=20, singles=10_000, paths_per_set=1),
-                             temperature=1.2, top_p=0.9, max_kept=5, hint_generations=100, hint_temperature=0.85),
-}
-
-
-def preset(name: str, **overrides) -> SynthesisConfig:
-    """The preset ``name`` with the overrides that are not None. A shared budget (``generations``)
-    replaces the preset's own ReGenesis sets, so equal-budget comparisons are equal."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if "generations" in overrides and "regenesis" not in overrides:
-        overrides["regenesis"] = None
-    return replace(PRESETS[name], **overrides)
 
 
 def with_clean_answer(candidate: Candidate, example: Example) -> Candidate:

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from regenesis.errors import BadInput
-from regenesis.evals.example import Example
+from regenesis.tasks.example import Example
 from regenesis.guidelines import Guideline
 from regenesis.models import VLLMEngine, adapter_for, resolve_lm
-from regenesis.optimize.bootstrap import SynthesisConfig, cost_report, progress_bar, progress_status, run_settings, synthesize
+from regenesis.optimize.config import SynthesisConfig
+from regenesis.optimize.bootstrap import cost_report, progress_bar, progress_status, run_settings, synthesize
 from regenesis.optimize.methods import build_method
 from regenesis.optimize.store import FINISHED, PROBLEMS_FILE, ROWS_FILE, open_run
 from regenesis.runfiles import read_jsonl

@@ -9,8 +9,8 @@ from typing import Any, Literal, get_args, get_origin
 
 import dspy
 
-from regenesis.evals.example import Example
-from regenesis.evals.matching import extract_answer
+from regenesis.tasks.example import Example
+from regenesis.answers import extract_answer
 from regenesis.signatures.answer import AnswerQuestion
 
 

@@ -39,8 +39,8 @@ import dspy
 from rich.errors import StyleSyntaxError
 from rich.style import Style
 
-from regenesis.evals.example import Example
-from regenesis.evals.matching import MAX_NUMBER_CHARS, answers_equal, extract_answer
+from regenesis.tasks.example import Example
+from regenesis.answers import MAX_NUMBER_CHARS, answers_equal, extract_answer
 from regenesis.models import adapter_for, resolve_lm
 from regenesis.redact import redact
 from regenesis.signatures.judge import JudgeOwnAnswer, JudgeReasoning
@@ -243,7 +243,7 @@ def option_letters(example: Example) -> str:
 
 
 def answer_of(text: str, example: Example) -> str | None:
-    """The answer of ``example``'s type that ``text`` gives (``regenesis.evals.matching`` rules)."""
+    """The answer of ``example``'s type that ``text`` gives (``regenesis.answers`` rules)."""
     return extract_answer(text, example.answer_type, example.choices, example.labels)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import dspy
 
-from regenesis.evals.example import Example
+from regenesis.tasks.example import Example
 from regenesis.guidelines import Guideline, load_guidelines
 from regenesis.models import error_kind, sampling_lm
 from regenesis.programs import ChainOfThoughtSolver, ReGenesis, SelfDiscover, STaR

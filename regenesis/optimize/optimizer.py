@@ -38,10 +38,11 @@ from typing import Any
 import dspy
 from dspy.teleprompt.teleprompt import Teleprompter
 
-from regenesis.evals.matching import is_correct
+from regenesis.answers import is_correct
 from regenesis.guidelines import Guideline, load_guidelines
 from regenesis.models import model_identity, sampling_lm
-from regenesis.optimize.bootstrap import SynthesisConfig, capped, majority_answer, preset
+from regenesis.optimize.bootstrap import capped, majority_answer
+from regenesis.optimize.config import SynthesisConfig, preset
 from regenesis.optimize.examples import answer_field_of, example_key, gold_text, task_example
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, hint_leak
 from regenesis.optimize.methods import HINTED_ROLLOUT_OFFSET, ReGenesisBudget, failure_of

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from regenesis.errors import BadInput
-from regenesis.evals.tasks.readers import Row
+from regenesis.tasks.readers import Row
 
 MIRROR_VARIABLE = "REGENESIS_HUB_MIRROR"
 

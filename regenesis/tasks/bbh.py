@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from regenesis.evals.example import Example
-from regenesis.evals.matching import normalize_gold
-from regenesis.evals.tasks.base import Loader, field
-from regenesis.evals.tasks.hub import hub_rows
+from regenesis.tasks.example import Example
+from regenesis.answers import normalize_gold
+from regenesis.tasks.base import Loader, field
+from regenesis.tasks.hub import hub_rows
 
 BBH_HUB_ID = "lukaemon/bbh"
 FORMAL_FALLACY_LABELS = ("valid", "invalid")

@@ -1,7 +1,7 @@
 """Answer extraction and matching: the metric that decides training data and every reported score.
 
 Model output is only ever read as text: nothing in it is executed or passed to ``eval``. LaTeX
-goes through a whitelist parser of our own (``regenesis.evals.latex_math``).
+goes through a whitelist parser of our own (``regenesis.answers.latex``).
 
 Where the answer is
     Models are asked to end with ``The answer is X.`` (``regenesis.prompting``). The *final-answer
@@ -55,7 +55,7 @@ label (a closed set, e.g. ``entailment``/``neutral``/``contradiction``)
 math (LaTeX expressions, MATH)
     The last ``\\boxed{}`` wins (it is a span); in a marker span the first ``$...$`` group, else
     the first sentence. Fallback: the last ``$...$`` of the last line, else the last number.
-    Equivalence (``latex_math.latex_equal``): equal normalised strings (``\\dfrac``→``\\frac``,
+    Equivalence (``latex.latex_equal``): equal normalised strings (``\\dfrac``→``\\frac``,
     ``\\frac12``, ``\\left``, spaces, ``^\\circ``, ``\\%``, ``\\text{ units}``, ``x=``, ``.5``);
     else, for tuples and intervals, the same brackets and element-wise equal; for a bare list
     (``-2, 3``), equal as multisets; for matrices, element-wise; else both parse (whitelist) to
@@ -79,10 +79,14 @@ import unicodedata
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from itertools import takewhile
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from regenesis.evals import latex_math
-from regenesis.evals.example import ANSWER_TYPES, Example
+from regenesis.answers import latex
+
+if TYPE_CHECKING:  # an Example is read, never built, here; tasks import this module
+    from regenesis.tasks.example import Example
+
+ANSWER_TYPES = ("number", "letter", "yes_no", "label", "math", "text")
 
 # --- final-answer spans -------------------------------------------------------------------------
 
@@ -110,7 +114,7 @@ def final_answer_spans(text: str) -> list[str]:
     text = _readable(text)
     spans = [(match.start(), match.end()) for match in _ANSWER_MARKER.finditer(text)]
     spans = [(start, _rest_of_line(text[end:end + MAX_SPAN_CHARS])) for start, end in spans[-MAX_SPANS:]]
-    spans.extend(latex_math.boxed_answers(text, MAX_SPAN_CHARS)[-MAX_SPANS:])
+    spans.extend(latex.boxed_answers(text, MAX_SPAN_CHARS)[-MAX_SPANS:])
     spans.sort(key=lambda span: span[0], reverse=True)
     return [_unwrap(span) for _, span in spans[:MAX_SPANS] if span.strip()]
 
@@ -598,7 +602,7 @@ def _extract_math(text: str) -> str | None:
 
 
 def _math_equal(predicted: str, gold: str) -> bool:
-    if latex_math.latex_equal(predicted, gold):
+    if latex.latex_equal(predicted, gold):
         return True
     predicted_number, gold_number = _parse_plain_number(predicted), _parse_plain_number(gold)
     return predicted_number is not None and predicted_number == gold_number
@@ -776,7 +780,7 @@ def _gold_label(raw, labels=(), **_) -> str:
 
 def _gold_math(raw, **_) -> str:
     text = str(raw).strip()
-    boxed = latex_math.last_boxed(text)
+    boxed = latex.last_boxed(text)
     answer = re.sub(r"\s+", " ", boxed if boxed is not None else text).strip().strip("$").strip()
     if not answer:
         raise ValueError(f"{raw!r} holds no answer")

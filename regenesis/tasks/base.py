@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regenesis.errors import BadInput
-from regenesis.evals.example import Example
-from regenesis.evals.tasks.readers import Row, read_records
+from regenesis.tasks.example import Example
+from regenesis.tasks.readers import Row, read_records
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 EVALUATION_SPLIT_ORDER = ("test", "validation", "dev", "val")

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regenesis.errors import BadInput
-from regenesis.evals.example import ANSWER_TYPES, Example
-from regenesis.evals.matching import normalize_gold
-from regenesis.evals.tasks.base import default_split, render_choices
-from regenesis.evals.tasks.hub import hub_rows, hub_splits
-from regenesis.evals.tasks.readers import FILE_FORMATS, Row, read_records
+from regenesis.tasks.example import ANSWER_TYPES, Example
+from regenesis.answers import normalize_gold
+from regenesis.tasks.base import default_split, render_choices
+from regenesis.tasks.hub import hub_rows, hub_splits
+from regenesis.tasks.readers import FILE_FORMATS, Row, read_records
 
 HUB_PREFIX = "hub:"
 

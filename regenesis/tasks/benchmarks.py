@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from regenesis.errors import BadInput
-from regenesis.evals.example import Example
-from regenesis.evals.matching import normalize_gold
-from regenesis.evals.tasks.base import Loader, field, letter_at, reindex, render_choices
-from regenesis.evals.tasks.hub import hub_rows
-from regenesis.evals.tasks.readers import Row, open_text
+from regenesis.tasks.example import Example
+from regenesis.answers import normalize_gold
+from regenesis.tasks.base import Loader, field, letter_at, reindex, render_choices
+from regenesis.tasks.hub import hub_rows
+from regenesis.tasks.readers import Row, open_text
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 

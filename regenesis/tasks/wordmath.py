@@ -9,7 +9,7 @@ wording at a difficulty it can reach.
 
 The problems are bundled as JSONL in ``regenesis/data/wordmath`` (written by ``write_bundle`` with
 ``BUNDLED_SEED``; a test checks the files are exactly what the generator makes). Another seed gives
-another, equally disjoint set: ``python -m regenesis.evals.tasks.wordmath --seed 7 --out DIR``, then
+another, equally disjoint set: ``python -m regenesis.tasks.wordmath --seed 7 --out DIR``, then
 ``--data DIR``.
 """
 
@@ -21,9 +21,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from regenesis.evals.example import Example
-from regenesis.evals.matching import normalize_gold
-from regenesis.evals.tasks.base import Loader, field
+from regenesis.tasks.example import Example
+from regenesis.answers import normalize_gold
+from regenesis.tasks.base import Loader, field
 
 BUNDLED_SEED = 0
 LEVELS = (1, 2, 3, 4)

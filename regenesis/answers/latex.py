@@ -129,7 +129,7 @@ def normalize_latex(answer: str) -> str:
 # --- equivalence --------------------------------------------------------------------------------
 
 def latex_equal(predicted: str, gold: str) -> bool:
-    """Whether two LaTeX answers denote the same value (rules in ``regenesis.evals.matching``)."""
+    """Whether two LaTeX answers denote the same value (rules in ``regenesis.answers``)."""
     left, right = normalize_latex(predicted), normalize_latex(gold)
     if not left or not right:
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ANSWER_TYPES = ("number", "letter", "yes_no", "label", "math", "text")
+from regenesis.answers import ANSWER_TYPES
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from importlib import resources
 from pathlib import Path
 
 from regenesis.errors import BadInput
-from regenesis.evals.tasks.base import Loader, MissingField, TaskSpec, default_split
-from regenesis.evals.tasks.bbh import BBH_HUB_ID, BBH_SUBTASKS, BBHSubtask
-from regenesis.evals.tasks.benchmarks import (
+from regenesis.tasks.base import Loader, MissingField, TaskSpec, default_split
+from regenesis.tasks.bbh import BBH_HUB_ID, BBH_SUBTASKS, BBHSubtask
+from regenesis.tasks.benchmarks import (
     ANLI, ARC, ASDiv, AQuA, GSM8K, HellaSwag, MATH, NumGLUE, ReClor, StrategyQA, SVAMP)
-from regenesis.evals.tasks.user import infer_labels, is_user_source, user_example, user_fields, user_rows
-from regenesis.evals.tasks.wordmath import LEVELS as WORDMATH_LEVELS, WordMath
+from regenesis.tasks.user import infer_labels, is_user_source, user_example, user_fields, user_rows
+from regenesis.tasks.wordmath import LEVELS as WORDMATH_LEVELS, WordMath
 
 DATA_ROOT_VARIABLE = "REGENESIS_DATA_ROOT"
 BUNDLED_BBH_SUBTASKS = ("boolean_expressions", "navigate", "sports_understanding")
