@@ -58,6 +58,16 @@ def test_the_fixture_rows_follow_the_contract():
     assert all(m[-1]["content"].splitlines()[-1].startswith("The answer is ") for m in rows.messages)
 
 
+def test_rows_written_in_another_order_train_the_same_way(tmp_path):
+    """Parallel synthesis appends rows as problems finish: the order on disk must not matter."""
+    lines = ROWS.joinpath("train.jsonl").read_text().splitlines() if ROWS.is_dir() else ROWS.read_text().splitlines()
+    (tmp_path / "reversed.jsonl").write_text("\n".join(reversed(lines)) + "\n")
+    forward, backward = load_rows(ROWS), load_rows(tmp_path / "reversed.jsonl")
+    assert forward.messages == backward.messages and forward.digest() == backward.digest()
+    assert sorted(forward.lines) == list(range(1, len(lines) + 1))
+    assert backward.lines == [len(lines) + 1 - line for line in forward.lines]
+
+
 @pytest.mark.parametrize("line, complaint", [
     ('{"messages": [', "row 2: not valid JSON"),
     ('{"meta": {}}', 'row 2: expected an object with a "messages" list'),

@@ -4,6 +4,10 @@ The rows are the contract with ``regenesis synthesize``: a folder holding ``trai
 file itself), one JSON object a line, ``{"messages": [{"role", "content"}, ...], "meta": {...}}``,
 the last message being the assistant turn the model learns to write. Only ``messages`` is trained on.
 Every check names the file and the row (1-based line number) at fault.
+
+Rows are taken in a canonical order (sorted by their content), not in file order: parallel synthesis
+appends each problem's rows when it finishes, so two runs that kept the same rows can write them in
+different orders, and the trainer's seeded shuffle of a different order is a different training run.
 """
 
 from __future__ import annotations
@@ -46,15 +50,16 @@ def rows_file(data: str | Path) -> Path:
 
 def load_rows(data: str | Path) -> Rows:
     path = rows_file(data)
-    messages, lines = [], []
+    rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
-                messages.append(_row_messages(path, number, line))
-                lines.append(number)
-    if not messages:
+                messages = _row_messages(path, number, line)
+                rows.append((json.dumps(json.loads(line), sort_keys=True), number, messages))
+    if not rows:
         raise BadInput(f"{path}: no training rows (the file is empty)")
-    return Rows(path, messages, lines)
+    rows.sort()
+    return Rows(path, [messages for _, _, messages in rows], [number for _, number, _ in rows])
 
 
 def _row_messages(path: Path, number: int, line: str) -> list[dict[str, str]]:
