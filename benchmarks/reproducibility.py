@@ -74,7 +74,13 @@ def report_tables(path: Path) -> list[str]:
 
 
 def artefacts(run: Path) -> dict[str, object]:
-    found: dict[str, object] = {"report tables": report_tables(run / "report.md")}
+    names = sorted({str(run), os.path.relpath(run, ROOT)}, key=len, reverse=True)  # the run's own folder
+    tables = []
+    for line in report_tables(run / "report.md"):
+        for name in names:
+            line = line.replace(name, "<run>")
+        tables.append(line)
+    found: dict[str, object] = {"report tables": tables}
     for rows in sorted(run.glob("round-*/*/data/train.jsonl")):
         found[f"rows {rows.parent.parent.relative_to(run)}"] = canonical_rows(rows)
     for checkpoint in sorted(run.glob("round-*/*/checkpoint")):
