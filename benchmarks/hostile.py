@@ -20,9 +20,9 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from regenesis.answers import latex  # noqa: E402
+from regenesis.answers import latex_sympy  # noqa: E402
 from regenesis.answers.latex import latex_equal  # noqa: E402
-from regenesis.optimize import filters  # noqa: E402
+from regenesis.optimize.filters.arithmetic import read_computations  # noqa: E402
 from regenesis.answers import answers_equal, extract_answer, final_answer_spans, is_correct  # noqa: E402
 from regenesis.optimize.filters import (ArithmeticFilter, ChoiceSupportFilter, FilterOptions, FormFilter,  # noqa: E402
                                         NumberSupportFilter, build_filters, check_path, derives_answer,
@@ -51,8 +51,8 @@ READERS = {
 
 def forget_readings() -> None:
     """Empty the caches of parsed text, so that every call is timed reading its text afresh."""
-    filters._read_computations.cache_clear()
-    latex.to_sympy.cache_clear()
+    read_computations.cache_clear()
+    latex_sympy.to_sympy.cache_clear()
 
 
 def slowest_call(call, text: str, repeat: int) -> float:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from regenesis.answers import matching
+from regenesis.answers import negation
 from regenesis.tasks.example import Example
 from regenesis.answers import answers_equal, extract_answer, is_correct, normalize_gold
 
@@ -327,5 +327,5 @@ def test_negation_readers_agree_with_the_patterns_they_replace():
     for _ in range(20_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
         end = rng.randint(0, len(text))
-        assert matching._follows_not(text, end) == bool(number_pattern.search(text[:end])), text[:end]
-        assert matching._negated_label(text, end) == bool(label_pattern.search(text[:end])), text[:end]
+        assert negation.follows_not(text, end) == bool(number_pattern.search(text[:end])), text[:end]
+        assert negation.negated_label(text, end) == bool(label_pattern.search(text[:end])), text[:end]
