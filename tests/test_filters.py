@@ -10,7 +10,7 @@ import pytest
 from dspy.utils import DummyLM
 
 from regenesis.tasks.example import Example
-from regenesis.optimize import filters as filters_module
+from regenesis.optimize.filters import pipeline
 from regenesis.optimize.filters import (
     ArithmeticFilter,
     ChoiceSupportFilter,
@@ -313,7 +313,7 @@ def test_build_filters_follows_the_options(monkeypatch):
                                                                 "choice_support"]
     assert build_filters(FilterOptions(form=False, arithmetic=False, number_support=False,
                                        choice_support=False)) == []
-    monkeypatch.setattr(filters_module, "resolve_lm", lambda spec: dspy.LM(spec, api_key="unused"))
+    monkeypatch.setattr(pipeline, "resolve_lm", lambda spec: dspy.LM(spec, api_key="unused"))
     assert [f.name for f in build_filters(FilterOptions(judge_model="openai/gpt-4o-mini"))][-1] == "judge"
 
 
