@@ -209,6 +209,31 @@ def test_the_progress_line_counts_solves_without_and_with_the_hint_apart():
     assert progress_status(done, 310, 10) == "solved 1/3 · with hint 1/3 · kept 5 · failed 1 · 31 tok/s"
 
 
+def test_sift_counts_a_path_that_fails_several_checks_at_the_first_in_drop_order():
+    from regenesis.optimize.bootstrap import Bootstrap, drop_order
+    from regenesis.optimize.methods import Candidate, build_method
+
+    bootstrap = Bootstrap(DummyLM([]), build_method("star", 1), SynthesisConfig(method="star", max_kept=1))
+
+    def candidate(reasoning, answer, hinted=False):
+        return Candidate(path=f"{reasoning}\nThe answer is {answer}.", answer=answer, sample_index=0, hinted=hinted)
+
+    sifted = bootstrap.sift([
+        candidate("The given answer is 11, so 5 + 6 = 11 dollars.", "11", hinted=True),  # wrong, leaks, false sum
+        candidate("The given answer is 10, so 5 + 6 = 10 dollars.", "10", hinted=True),  # leaks, false sum
+        candidate(STATED["reasoning"], "10", hinted=True),  # not derived, unsupported number
+        candidate(LUCKY["reasoning"], "10"),
+        candidate(SOUND["reasoning"], "10"),
+        candidate(SOUND["reasoning"], "10"),
+        candidate(SOUND_2["reasoning"], "10"),
+    ], PENS)
+    assert sifted.dropped == {"answer": 1, "hint_leak": 1, "hint_not_derived": 1, "arithmetic": 1, "duplicate": 1,
+                              "over_cap": 1}
+    assert drop_order([f.name for f in bootstrap.filters]) == (
+        "answer", "hint_leak", "hint_not_derived", "form", "arithmetic", "number_support", "choice_support",
+        "duplicate", "over_cap")
+
+
 def test_presets_and_the_shared_budget():
     from regenesis.optimize.config import preset
     from regenesis.optimize.methods import build_method

@@ -8,17 +8,8 @@ from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
 from dspy.utils.dummies import DummyLM
 
 from regenesis.errors import BadInput
-from regenesis.evals.evaluate import (
-    EvalResult,
-    MacroAverage,
-    TaskScore,
-    domain_averages,
-    evaluate,
-    read_records,
-    score_tasks,
-    task_domains,
-    wilson_interval,
-)
+from regenesis.evals.evaluate import EvalResult, evaluate, read_records, task_domains
+from regenesis.evals.scores import MacroAverage, TaskScore, domain_averages, score_tasks, wilson_interval
 from regenesis.tasks.example import Example
 from regenesis.evals.report import comparison_chart, comparison_table, load_results, rich_table, write_results
 

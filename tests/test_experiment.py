@@ -141,7 +141,8 @@ def test_the_main_job_trains_on_gsm8k_and_strategyqa_and_evaluates_in_and_out_of
 
 
 def test_a_multi_round_experiment_shows_kept_rows_and_accuracy_per_round():
-    from regenesis.evals.evaluate import EvalResult, MacroAverage
+    from regenesis.evals.evaluate import EvalResult
+    from regenesis.evals.scores import MacroAverage
     from regenesis.experiment_report import rounds_section
 
     def result(in_domain: float) -> EvalResult:

@@ -7,7 +7,7 @@ import re
 import pytest
 from PIL import Image
 
-from regenesis.evals.funnel import drop_order, funnel_chart, funnel_stages, funnel_table
+from regenesis.evals.funnel import funnel_chart, funnel_order, funnel_stages, funnel_table
 from regenesis.tasks import load_task
 from regenesis.models import resolve_lm
 from regenesis.optimize.bootstrap import synthesize
@@ -114,8 +114,8 @@ def test_an_unknown_reason_still_adds_up_and_a_report_that_does_not_is_refused(s
 
 
 def test_the_order_is_the_bootstrap_loops():
-    assert drop_order() == ["answer", "hint_leak", "hint_not_derived", "form", "arithmetic", "number_support",
-                            "choice_support", "judge", "duplicate", "over_cap"]
+    assert funnel_order() == ["answer", "hint_leak", "hint_not_derived", "form", "arithmetic", "number_support",
+                              "choice_support", "judge", "duplicate", "over_cap"]
 
 
 def test_a_failed_problem_counts_in_the_generations_and_in_no_path_stage(tmp_path):

@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from regenesis.charts import pyplot, save_png
+from regenesis.optimize.bootstrap import drop_order
 from regenesis.optimize.filters import FilterOptions, JudgeFilter, build_filters
 
 GENERATIONS = "generations (model calls)"
@@ -32,9 +33,10 @@ def default_filters() -> list[str]:
     return [path_filter.name for path_filter in build_filters(FilterOptions())]
 
 
-def drop_order() -> list[str]:
-    """The reasons a candidate is dropped, in the order ``Bootstrap.select`` checks them."""
-    return ["answer", "hint_leak", "hint_not_derived", *default_filters(), JudgeFilter.name, "duplicate", "over_cap"]
+def funnel_order() -> list[str]:
+    """Every reason a candidate can be dropped for, in the bootstrap loop's ``drop_order``, with all
+    the quality filters (the judge last, as ``build_filters`` puts it)."""
+    return list(drop_order([*default_filters(), JudgeFilter.name]))
 
 
 def funnel_stages(report: dict) -> list[tuple[str, int]]:
@@ -43,7 +45,7 @@ def funnel_stages(report: dict) -> list[tuple[str, int]]:
     dropped = {reason: count for reason, count in report.get("dropped", {}).items() if count}
     parsed = report["candidates"]
     stages = [(GENERATIONS, report["generations"]), (SAMPLES, parsed + dropped.pop("parse", 0)), (PARSED, parsed)]
-    order = drop_order()
+    order = funnel_order()
     cut = order.index("duplicate")
     reasons = [*order[:cut], *(reason for reason in dropped if reason not in order), *order[cut:]]
     shown = {"answer", *default_filters(), "duplicate", "over_cap"}

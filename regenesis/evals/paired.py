@@ -228,7 +228,7 @@ def compare_runs(baseline: Mapping[str, Outcomes], other: Mapping[str, Outcomes]
     """Compare two models' outcomes per task (``{task: {item id: correct}}``); ``domains`` maps a task to
     ``"in"``/``"out"`` (or None), as ``EvalResult.scores`` give it. As in the report's macro average, the
     subtasks of a family (``bbh/...``) are pooled into one line that counts once in its domain."""
-    from regenesis.evals.evaluate import family_of
+    from regenesis.evals.scores import family_of
 
     if baseline.keys() != other.keys():
         raise MisalignedItems(f"the two models were evaluated on different tasks: {sorted(baseline)} "

@@ -15,7 +15,8 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from regenesis.evals.evaluate import EvalResult, MacroAverage, TaskScore, headline_scores
+from regenesis.evals.evaluate import EvalResult
+from regenesis.evals.scores import MacroAverage, TaskScore, headline_scores
 from regenesis.redact import redact
 from regenesis.runfiles import atomic_write_text, write_json
 

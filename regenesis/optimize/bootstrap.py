@@ -21,13 +21,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import dspy
 from dspy.utils.callback import BaseCallback
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from regenesis.tasks.example import Example
 from regenesis.answers import extract_answer, is_correct
@@ -38,6 +36,7 @@ from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.filters import build_filters, check_path, derives_answer, hint_leak
 from regenesis.optimize.methods import Candidate, Failure, Method, ReGenesisBudget, Sampler, build_method
 from regenesis.optimize.store import FAILED, FINISHED, open_run
+from regenesis.parallel import progress_display, run_parallel
 from regenesis.prompting import answer_line, training_messages
 
 
@@ -71,15 +70,29 @@ def capped(kept: list, cap: int, problem_id: str) -> list:
     return [kept[i] for i in chosen]
 
 
+def drop_order(filter_names: Sequence[str]) -> tuple[str, ...]:
+    """Why a candidate is dropped, in the order ``Bootstrap.sift`` asks: its answer, the two checks of a
+    hinted path, each quality filter in the order of ``filter_names``, then dedupe and the cap."""
+    return ("answer", "hint_leak", "hint_not_derived", *filter_names, "duplicate", "over_cap")
+
+
 @dataclass
-class Selection:
+class Sifted:
+    """The candidates ``Bootstrap.sift`` kept (with their filters' details), the count dropped for each
+    reason, and the majority answer a label-free run matched against."""
+
     kept: list[tuple[Candidate, dict]] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
     reference: str | None = None
 
 
 class Bootstrap:
-    """Runs one method over a list of problems into an output folder (see ``synthesize``)."""
+    """Runs one method over a list of problems into an output folder (see ``synthesize``).
+
+    Its steps are named apart from the method's words: ``harvest`` turns one problem into training rows
+    (the CLI's ``solve`` only answers a question), and ``sift`` keeps the right candidates (the paper's
+    SELECT step picks reasoning guidelines, which is the method's business).
+    """
 
     def __init__(self, lm: dspy.LM, method: Method, config: SynthesisConfig):
         self.lm = lm
@@ -91,44 +104,45 @@ class Bootstrap:
         self.filters = build_filters(config.filters, label_free=not method.uses_gold)
         self.adapter = adapter_for(lm)
 
-    def select(self, candidates: list[Candidate], example: Example) -> Selection:
-        """Answer matching, quality filters, dedupe and the cap, counting why each candidate went."""
-        selection = Selection()
+    def sift(self, candidates: list[Candidate], example: Example) -> Sifted:
+        """Answer matching, quality filters, dedupe and the cap (in ``drop_order``), counting why each
+        candidate went."""
+        sifted = Sifted()
         candidates = [with_clean_answer(c, example) for c in candidates]
         if self.method.uses_gold:
             matched = [c for c in candidates if is_correct(c.path, example)]
         else:
             answers = [extract_answer(c.path, example.answer_type, example.choices, example.labels)
                        for c in candidates]
-            selection.reference = majority_answer(answers)
-            matched = [c for c, a in zip(candidates, answers) if a is not None and a == selection.reference]
-        selection.dropped["answer"] += len(candidates) - len(matched)
+            sifted.reference = majority_answer(answers)
+            matched = [c for c, a in zip(candidates, answers) if a is not None and a == sifted.reference]
+        sifted.dropped["answer"] += len(candidates) - len(matched)
 
         seen = set()
         for candidate in matched:
             if candidate.hinted and hint_leak(candidate.path, example.gold, self.config.filters.hint_phrases):
-                selection.dropped["hint_leak"] += 1
+                sifted.dropped["hint_leak"] += 1
                 continue
             if candidate.hinted and self.config.filters.hinted_derivation and not derives_answer(candidate.path, example):
-                selection.dropped["hint_not_derived"] += 1
+                sifted.dropped["hint_not_derived"] += 1
                 continue
             verdicts = check_path(self.filters, candidate.path, example)
             failed = next((v for v in verdicts if not v.passed), None)
             if failed is not None:
-                selection.dropped[failed.filter] += 1
+                sifted.dropped[failed.filter] += 1
                 continue
             key = " ".join(candidate.path.lower().split())
             if key in seen:
-                selection.dropped["duplicate"] += 1
+                sifted.dropped["duplicate"] += 1
                 continue
             seen.add(key)
-            selection.kept.append((candidate, {v.filter: v.detail for v in verdicts if v.detail}))
-        selection.kept = capped(selection.kept, self.config.max_kept, example.id)
-        selection.dropped["over_cap"] += len(seen) - len(selection.kept)
-        return selection
+            sifted.kept.append((candidate, {v.filter: v.detail for v in verdicts if v.detail}))
+        sifted.kept = capped(sifted.kept, self.config.max_kept, example.id)
+        sifted.dropped["over_cap"] += len(seen) - len(sifted.kept)
+        return sifted
 
-    def solve(self, example: Example) -> tuple[list[dict], dict]:
-        """One problem, start to finish: its training rows and its record (none for a failed problem)."""
+    def harvest(self, example: Example) -> tuple[list[dict], dict]:
+        """One problem, start to finish: its training rows (none for a failed problem) and its record."""
         started = time.monotonic()
         if not self.method.uses_gold:  # label-free: the gold answer reaches no prompt, filter or row
             example = replace(example, gold="", meta={})
@@ -139,18 +153,18 @@ class Bootstrap:
         with dspy.context(lm=self.lm, adapter=self.adapter, callbacks=[calls]), dspy.track_usage() as usage:
             candidates, failed = self.method.propose(example, self.sampler)
             failures += failed
-            selection = self.select(candidates, example)
-            dropped += selection.dropped
-            solved = bool(selection.kept) and not _model_errors(failures)
+            sifted = self.sift(candidates, example)
+            dropped += sifted.dropped
+            solved = bool(sifted.kept) and not _model_errors(failures)
             if not solved and not _model_errors(failures) and self.config.hint_pass and self.method.supports_hint:
                 hinted, failed = self.hint_method.propose(example, self.hint_sampler, hint=example.gold)
                 failures += failed
                 hinted_candidates = len(hinted)
-                selection = self.select(hinted, example)
-                dropped += selection.dropped
+                sifted = self.sift(hinted, example)
+                dropped += sifted.dropped
         model_errors = _model_errors(failures)
-        rows = [] if model_errors else [self.row(example, candidate, extra, selection.reference)
-                                        for candidate, extra in selection.kept]
+        rows = [] if model_errors else [self.row(example, candidate, extra, sifted.reference)
+                                        for candidate, extra in sifted.kept]
         dropped["parse"] += len(failures) - len(model_errors)
         new_generations, prompt_tokens, completion_tokens = usage_totals(usage)
         record = {
@@ -162,7 +176,7 @@ class Bootstrap:
             "kept": len(rows),
             "solved": solved,
             "solved_with_hint": bool(rows) and not solved,
-            "reference_answer": selection.reference,
+            "reference_answer": sifted.reference,
             "dropped": {reason: count for reason, count in dropped.items() if count},
             "model_errors": len(model_errors),
             "error_examples": [f"{f.kind}: {f.message}" for f in failures[:3]],
@@ -339,21 +353,19 @@ def synthesize(lm: dspy.LM, examples: Sequence[Example | dspy.Example], out_dir:
         started, new_tokens = time.monotonic(), 0
         with dspy.context(lm=lm, adapter=bootstrap.adapter):
             plan = method.prepare(examples, bootstrap.sampler)
-        with progress_bar(progress) as bar:
-            task = bar.add_task("synthesize", total=len(examples), completed=len(examples) - len(todo),
-                                status=progress_status(store.problems, 0, 1))
-            with ThreadPoolExecutor(max_workers=max(1, config.num_threads)) as pool:
-                futures = [pool.submit(bootstrap.solve, example) for example in todo]
-                try:
-                    for future in as_completed(futures):
-                        rows, record = future.result()
-                        store.add(rows, record)
-                        new_tokens += record["completion_tokens"]
-                        bar.update(task, advance=1,
-                                   status=progress_status(store.problems, new_tokens, time.monotonic() - started))
-                except BaseException:
-                    pool.shutdown(cancel_futures=True)  # a model that cannot load fails every problem alike
-                    raise
+        with progress_display(progress) as display:
+            bar = display.add_task("synthesize", total=len(examples), completed=len(examples) - len(todo),
+                                   status=progress_status(store.problems, 0, 1))
+
+            def keep(example: Example, outcome: tuple[list[dict], dict]) -> None:
+                nonlocal new_tokens
+                rows, record = outcome
+                store.add(rows, record)
+                new_tokens += record["completion_tokens"]
+                display.update(bar, advance=1,
+                               status=progress_status(store.problems, new_tokens, time.monotonic() - started))
+
+            run_parallel(bootstrap.harvest, todo, keep, config.num_threads)
         report = cost_report(store.problems, method, config, time.monotonic() - started, new_tokens)
         if plan:
             report["task_plans"] = plan
@@ -371,8 +383,3 @@ def progress_status(problems: list[dict], tokens: int, seconds: float) -> str:
     failed = len(problems) - len(finished)
     return (f"solved {solved}/{len(finished)} · with hint {with_hint}/{len(finished)} · kept {kept} · "
             f"failed {failed} · {tokens / max(seconds, 1e-9):.0f} tok/s")
-
-
-def progress_bar(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(), disable=not enabled)

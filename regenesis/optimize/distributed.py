@@ -32,9 +32,10 @@ from regenesis.tasks.example import Example
 from regenesis.guidelines import Guideline
 from regenesis.models import VLLMEngine, adapter_for, resolve_lm
 from regenesis.optimize.config import SynthesisConfig
-from regenesis.optimize.bootstrap import cost_report, progress_bar, progress_status, run_settings, synthesize
+from regenesis.optimize.bootstrap import cost_report, progress_status, run_settings, synthesize
 from regenesis.optimize.methods import build_method
 from regenesis.optimize.store import FINISHED, PROBLEMS_FILE, ROWS_FILE, open_run
+from regenesis.parallel import progress_display
 from regenesis.runfiles import read_jsonl
 
 SHARDS_FOLDER = "shards"
@@ -123,9 +124,9 @@ def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: 
         count = max(1, min(len(todo), shards or SHARDS_PER_CPU * int(ray.cluster_resources().get("CPU", 1))))
         job = ShardJob(model, todo, config, tuple(guidelines) if guidelines else None,
                        str(store.dir / SHARDS_FOLDER))
-        with progress_bar(progress) as bar:
-            task = bar.add_task("synthesize on ray", total=len(examples), completed=len(examples) - len(todo),
-                                status=progress_status(store.problems, 0, 1))
+        with progress_display(progress) as display:
+            bar = display.add_task("synthesize on ray", total=len(examples), completed=len(examples) - len(todo),
+                                   status=progress_status(store.problems, 0, 1))
             if todo:
                 gpus = gpus_for(lm) if gpus_per_shard is None else gpus_per_shard
                 dataset = ray.data.range(len(todo), override_num_blocks=count).map_batches(
@@ -133,8 +134,8 @@ def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: 
                 for shard in dataset.iter_rows():
                     added = merge_shard(store, json.loads(shard["records"]), json.loads(shard["rows"]))
                     new_tokens += sum(record["completion_tokens"] for record in added)
-                    bar.update(task, advance=sum(r["status"] == FINISHED for r in added),
-                               status=progress_status(store.problems, new_tokens, time.monotonic() - started))
+                    display.update(bar, advance=sum(r["status"] == FINISHED for r in added),
+                                   status=progress_status(store.problems, new_tokens, time.monotonic() - started))
         report = cost_report(store.problems, method, config, time.monotonic() - started, new_tokens)
         report["ray"] = {"address": address, "shards": count, "cluster_cpus": ray.cluster_resources().get("CPU")}
         report["rows_file"] = str(store.rows_path)
