@@ -10,6 +10,7 @@ import pytest
 from dspy.utils import DummyLM
 
 from regenesis.tasks.example import Example
+from regenesis.optimize import filters as filters_package
 from regenesis.optimize.filters import pipeline
 from regenesis.optimize.filters import (
     ArithmeticFilter,
@@ -315,6 +316,15 @@ def test_build_filters_follows_the_options(monkeypatch):
                                        choice_support=False)) == []
     monkeypatch.setattr(pipeline, "resolve_lm", lambda spec: dspy.LM(spec, api_key="unused"))
     assert [f.name for f in build_filters(FilterOptions(judge_model="openai/gpt-4o-mini"))][-1] == "judge"
+
+
+def test_each_check_has_its_own_module_and_paragraph(monkeypatch):
+    monkeypatch.setattr(pipeline, "resolve_lm", lambda spec: dspy.LM(spec, api_key="unused"))
+    checks = build_filters(FilterOptions(judge_model="openai/gpt-4o-mini"))
+    modules = [Path(sys.modules[type(check).__module__].__file__).name for check in checks]
+    assert len(set(modules)) == len(checks)
+    for check, module in zip(checks, modules):
+        assert f"``{check.name}`` (``{module}``" in filters_package.__doc__
 
 
 class Recording:

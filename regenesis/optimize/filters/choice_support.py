@@ -6,8 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from regenesis.optimize.filters.reading import (SENTENCE_END, answer_of, final_answer, is_answer_line, logical_lines,
-                                                option_letters, stated_value, states_answer, strip_marker)
+from regenesis.answers import SENTENCE_END
+from regenesis.optimize.filters.reading import (answer_of, final_answer, is_answer_line, logical_lines, option_letters,
+                                                stated_value, states_answer, strip_marker)
 from regenesis.optimize.filters.verdict import Verdict, too_long_to_check
 from regenesis.tasks.example import Example
 
@@ -143,62 +144,68 @@ class ChoiceSupportFilter:
         if unread:
             return Verdict(self.name, False, unread)
         if example.answer_type == "letter" and example.choices:
-            reason = self._choice_defect(path, example)
+            reason = _choice_defect(path, example)
         elif example.answer_type == "yes_no":
-            reason = self._yes_no_defect(path, example)
+            reason = _yes_no_defect(path, example)
         else:
             reason = ""
         return Verdict(self.name, passed=not reason, reason=reason)
 
-    def _choice_defect(self, path: str, example: Example) -> str:
-        lines = logical_lines(path)
-        chosen = final_answer(path, example)
-        if chosen is None:
-            return "the last line names no option"
-        reasoning = lines[:-1]
-        stated = {answer_of(line, example) for line in reasoning if states_answer(line)} - {None, chosen}
-        if stated:
-            return f"answers {chosen} but also states {sorted(stated)[0]} as the answer"
-        quoted = re.sub(rf"^\(?{chosen}\)?[).:]?\s*", "", stated_value(lines[-1]))
-        quoted_option = _option_named(quoted, example) if content_words(quoted) else None
-        if quoted_option and quoted_option != chosen:
-            return f"answers {chosen} with the words of option {quoted_option}"
-        own_lines = [line for line in reasoning if not _is_option_echo(line, example) and not is_answer_line(line)]
-        if len(_reason_words(own_lines, example)) < _MIN_REASON_WORDS:
-            return f"names {chosen} without reasons of its own"
-        text = "\n".join(reasoning)
-        option = example.choices[option_letters(example).index(chosen)]
-        if chosen not in _letters_named(text, example) and _overlap(content_words(text), option) < 0.6:
-            return f"never discusses option {chosen}"
-        return self._analysis_defect(reasoning, chosen, example)
 
-    def _analysis_defect(self, reasoning: Sequence[str], chosen: str, example: Example) -> str:
-        blocks = [b for b in _option_blocks(reasoning, example) if len(content_words(b.analysis)) >= 2]
-        stances = {b.letter: _stance(b.analysis) for b in blocks}
-        if chosen in stances and len(stances) > 1:
-            if stances[chosen] == "-":
-                return f"its own analysis rejects option {chosen}"
-            rivals = sorted(letter for letter, stance in stances.items() if stance == "+" and letter != chosen)
-            if rivals:
-                return f"argues for option {rivals[0]} as it does for {chosen}"
-        conclusion = next((line for line in reversed(reasoning) if _CONCLUSION.match(strip_marker(line))), None)
-        concluded = _option_named(strip_marker(conclusion), example) if conclusion else None
-        if concluded and concluded != chosen:
-            return f"concludes for option {concluded} but answers {chosen}"
-        return ""
+def _choice_defect(path: str, example: Example) -> str:
+    """Why a multiple-choice path does not earn its letter, or ""."""
+    lines = logical_lines(path)
+    chosen = final_answer(path, example)
+    if chosen is None:
+        return "the last line names no option"
+    reasoning = lines[:-1]
+    stated = {answer_of(line, example) for line in reasoning if states_answer(line)} - {None, chosen}
+    if stated:
+        return f"answers {chosen} but also states {sorted(stated)[0]} as the answer"
+    quoted = re.sub(rf"^\(?{chosen}\)?[).:]?\s*", "", stated_value(lines[-1]))
+    quoted_option = _option_named(quoted, example) if content_words(quoted) else None
+    if quoted_option and quoted_option != chosen:
+        return f"answers {chosen} with the words of option {quoted_option}"
+    own_lines = [line for line in reasoning if not _is_option_echo(line, example) and not is_answer_line(line)]
+    if len(_reason_words(own_lines, example)) < _MIN_REASON_WORDS:
+        return f"names {chosen} without reasons of its own"
+    text = "\n".join(reasoning)
+    option = example.choices[option_letters(example).index(chosen)]
+    if chosen not in _letters_named(text, example) and _overlap(content_words(text), option) < 0.6:
+        return f"never discusses option {chosen}"
+    return _analysis_defect(reasoning, chosen, example)
 
-    def _yes_no_defect(self, path: str, example: Example) -> str:
-        chosen = final_answer(path, example)
-        if chosen is None:
-            return "the last line answers neither yes nor no"
-        stances = list(_yes_no_stances(path))
-        contrary = [answer for _, answer in stances if answer != chosen]
-        if contrary:
-            return f"answers {chosen} but also {contrary[0]}"
-        before = path[: stances[0][0]] if stances else path
-        if len(_reason_words(logical_lines(before), example)) < _MIN_REASON_WORDS:
-            return f"says {chosen} before giving reasons"
-        return ""
+
+def _analysis_defect(reasoning: Sequence[str], chosen: str, example: Example) -> str:
+    """Why an option-by-option analysis or the conclusion points away from ``chosen``, or ""."""
+    blocks = [b for b in _option_blocks(reasoning, example) if len(content_words(b.analysis)) >= 2]
+    stances = {b.letter: _stance(b.analysis) for b in blocks}
+    if chosen in stances and len(stances) > 1:
+        if stances[chosen] == "-":
+            return f"its own analysis rejects option {chosen}"
+        rivals = sorted(letter for letter, stance in stances.items() if stance == "+" and letter != chosen)
+        if rivals:
+            return f"argues for option {rivals[0]} as it does for {chosen}"
+    conclusion = next((line for line in reversed(reasoning) if _CONCLUSION.match(strip_marker(line))), None)
+    concluded = _option_named(strip_marker(conclusion), example) if conclusion else None
+    if concluded and concluded != chosen:
+        return f"concludes for option {concluded} but answers {chosen}"
+    return ""
+
+
+def _yes_no_defect(path: str, example: Example) -> str:
+    """Why a yes/no path does not earn its answer, or ""."""
+    chosen = final_answer(path, example)
+    if chosen is None:
+        return "the last line answers neither yes nor no"
+    stances = list(_yes_no_stances(path))
+    contrary = [answer for _, answer in stances if answer != chosen]
+    if contrary:
+        return f"answers {chosen} but also {contrary[0]}"
+    before = path[: stances[0][0]] if stances else path
+    if len(_reason_words(logical_lines(before), example)) < _MIN_REASON_WORDS:
+        return f"says {chosen} before giving reasons"
+    return ""
 
 
 _YES_NO_STANCE = re.compile(

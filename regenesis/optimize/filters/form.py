@@ -6,14 +6,11 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from rich.errors import StyleSyntaxError
-from rich.style import Style
-
-from regenesis.optimize.filters.arithmetic import power_bombs
 from regenesis.optimize.filters.hinted import DEFAULT_HINT_PHRASES, mentions_hint
-from regenesis.optimize.filters.reading import CODE_BLOCK, answer_of, final_answer, is_answer_line, logical_lines, strip_marker
+from regenesis.optimize.filters.hostile import hostile_shape
+from regenesis.optimize.filters.reading import (CODE_BLOCK, answer_of, final_answer, is_answer_line, logical_lines,
+                                                strip_marker)
 from regenesis.optimize.filters.verdict import Verdict, too_long_to_check
-from regenesis.redact import redact
 from regenesis.tasks.example import Example
 
 
@@ -72,73 +69,6 @@ def format_debris(reasoning: Sequence[str]) -> str:
     return ""
 
 
-# Hostile shapes: none belongs in a training row, and each can break what reads or prints the row.
-# Control characters but tab and line breaks (ANSI escapes start with \x1b), and bidirectional overrides.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_MARKUP_TAG = re.compile(r"(?<!\\)\[(/?)([a-z#@][^\[\]\n]{0,100})?\]")  # rich's tag syntax: [bold red], [/], [link=...]
-_BRACKET = re.compile(r"[()\[\]{}\n]")
-# BIG-Bench's Dyck-language questions nest up to 21 deep in one (unclosed) line; formulas rarely pass 8.
-_MAX_NESTING = 40
-
-
-def console_markup(text: str) -> str | None:
-    """The first console markup tag in ``text`` (rich's ``[bold]``, ``[/]``, ``[link=...]``), or None.
-    A closing tag always counts; an opening one when it names a style, and has more than one
-    letter, so that "a[i]" and "[a, b]" are not markup."""
-    for match in _MARKUP_TAG.finditer(text):
-        closing, tag = match.groups()
-        if closing or (tag and len(tag) > 1 and _is_style(tag)):
-            return match.group(0)
-    return None
-
-
-def _is_style(tag: str) -> bool:
-    """Whether rich reads ``tag`` as a style, a link (``link=...``) or an action (``@click``)."""
-    if tag.startswith("@") or tag.partition("=")[0].strip() == "link":
-        return True
-    try:
-        Style.parse(tag)
-    except StyleSyntaxError:
-        return False
-    return True
-
-
-def nesting_depth(text: str) -> int:
-    """How deep the brackets of ``text`` nest within one line (an unmatched closing bracket is
-    ignored, and each line starts at the top, as a quoted unclosed sequence ends with its line)."""
-    depth = deepest = 0
-    for match in _BRACKET.finditer(text):
-        if match.group() == "\n":
-            depth = 0
-        elif match.group() in "([{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth = max(0, depth - 1)
-    return deepest
-
-
-def hostile_shape(path: str) -> str:
-    """Why ``path`` is hostile rather than reasoning, or "": a control character (an ANSI escape,
-    say), console markup, brackets nested more than ``_MAX_NESTING`` deep, a power bomb
-    (``power_bombs``), or a secret that ``regenesis.redact`` would hide (an echoed API key)."""
-    control = _CONTROL.search(path)
-    if control:
-        return f"control character: {control.group()!r}"
-    markup = console_markup(path)
-    if markup:
-        return f"console markup: {markup[:40]!r}"
-    depth = nesting_depth(path)
-    if depth > _MAX_NESTING:
-        return f"nested {depth} levels deep (limit {_MAX_NESTING})"
-    if redact(path) != path:
-        return "holds a secret: an API key or one shaped like it"
-    bombs = power_bombs(path)
-    if bombs:
-        return f"power bomb: {bombs[0][:60]!r}"
-    return ""
-
-
 class FormFilter:
     """The path has the shape of a training row: reasoning before the answer (words and calculations,
     not the prompt's scaffolding or stray symbols), within the length limit, no hostile shape
@@ -152,38 +82,40 @@ class FormFilter:
         self.hint_phrases = tuple(hint_phrases)
 
     def check(self, path: str, example: Example) -> Verdict:
-        reason = self._defect(path, example)
+        reason = _form_defect(path, example, self.max_chars, self.hint_phrases)
         return Verdict(self.name, passed=not reason, reason=reason)
 
-    def _defect(self, path: str, example: Example) -> str:
-        if len(path) > self.max_chars:
-            return f"too long: {len(path)} characters (limit {self.max_chars})"
-        hostile = too_long_to_check(path) or hostile_shape(path)
-        if hostile:
-            return hostile
-        phrase = mentions_hint(path, self.hint_phrases)
-        if phrase:
-            return f"trace of the prompt: {phrase!r}"
-        repetition = degenerate_repetition(path, example)
-        if repetition:
-            return repetition
-        final = final_answer(path, example)
-        if final is None:
-            return "no final answer on the last line"
-        reasoning = [line for line in logical_lines(path)[:-1] if not is_answer_line(line)]
-        reasoning_terms = re.findall(r"[A-Za-z]{2,}|\d+(?:\.\d+)?", "\n".join(reasoning))
-        if len(reasoning_terms) < MIN_REASONING_TERMS:
-            return f"no reasoning before the answer ({len(reasoning_terms)} words or numbers)"
-        debris = format_debris(reasoning)
-        if debris:
-            return debris
-        if _UNFINISHED.search(reasoning[-1]):
-            return f"the reasoning stops mid-sentence: {reasoning[-1][-40:]!r}"
-        earlier = [answer_of(line, example) for line in logical_lines(path)[:-1] if is_answer_line(line)]
-        earlier = [answer for answer in earlier if answer is not None]
-        contrary = [answer for answer in earlier if answer != final]
-        if contrary:
-            return f"answers {final} on the last line but {contrary[0]} before it"
-        if len(earlier) > 1:
-            return f"states the final answer {len(earlier) + 1} times"
-        return ""
+
+def _form_defect(path: str, example: Example, max_chars: int, hint_phrases: Sequence[str]) -> str:
+    """Why ``path`` does not have the shape of a training row, or "" (cheapest and most telling first)."""
+    if len(path) > max_chars:
+        return f"too long: {len(path)} characters (limit {max_chars})"
+    hostile = too_long_to_check(path) or hostile_shape(path)
+    if hostile:
+        return hostile
+    phrase = mentions_hint(path, hint_phrases)
+    if phrase:
+        return f"trace of the prompt: {phrase!r}"
+    repetition = degenerate_repetition(path, example)
+    if repetition:
+        return repetition
+    final = final_answer(path, example)
+    if final is None:
+        return "no final answer on the last line"
+    reasoning = [line for line in logical_lines(path)[:-1] if not is_answer_line(line)]
+    reasoning_terms = re.findall(r"[A-Za-z]{2,}|\d+(?:\.\d+)?", "\n".join(reasoning))
+    if len(reasoning_terms) < MIN_REASONING_TERMS:
+        return f"no reasoning before the answer ({len(reasoning_terms)} words or numbers)"
+    debris = format_debris(reasoning)
+    if debris:
+        return debris
+    if _UNFINISHED.search(reasoning[-1]):
+        return f"the reasoning stops mid-sentence: {reasoning[-1][-40:]!r}"
+    earlier = [answer_of(line, example) for line in logical_lines(path)[:-1] if is_answer_line(line)]
+    earlier = [answer for answer in earlier if answer is not None]
+    contrary = [answer for answer in earlier if answer != final]
+    if contrary:
+        return f"answers {final} on the last line but {contrary[0]} before it"
+    if len(earlier) > 1:
+        return f"states the final answer {len(earlier) + 1} times"
+    return ""

@@ -81,4 +81,5 @@ def derives_answer(path: str, example: Example) -> bool:
     if final is None:
         return False
     results = (statement.text.replace(",", "").rsplit("=", 1)[-1] for statement in stated_computations(path))
-    return any(answers_equal(number, final, "number") for result in results for number in NUMBER_IN_TEXT.findall(result))
+    return any(answers_equal(number, final, "number")
+               for result in results for number in NUMBER_IN_TEXT.findall(result))

@@ -31,19 +31,15 @@ class FilterOptions:
 
 
 def build_filters(options: FilterOptions, label_free: bool = False) -> list[PathFilter]:
-    """The filters ``options`` turns on, cheapest first; the judge, when on, comes last."""
-    filters: list[PathFilter] = []
-    if options.form:
-        filters.append(FormFilter(options.max_chars, options.hint_phrases))
-    if options.arithmetic:
-        filters.append(ArithmeticFilter())
-    if options.number_support:
-        filters.append(NumberSupportFilter())
-    if options.choice_support:
-        filters.append(ChoiceSupportFilter())
-    if options.judge_model:
-        filters.append(JudgeFilter(resolve_lm(options.judge_model), label_free=label_free))
-    return filters
+    """The checks ``options`` turns on, cheapest first; the judge, when on, comes last."""
+    checks = [
+        (options.form, lambda: FormFilter(options.max_chars, options.hint_phrases)),
+        (options.arithmetic, ArithmeticFilter),
+        (options.number_support, NumberSupportFilter),
+        (options.choice_support, ChoiceSupportFilter),
+        (options.judge_model, lambda: JudgeFilter(resolve_lm(options.judge_model), label_free=label_free)),
+    ]
+    return [make() for enabled, make in checks if enabled]
 
 
 def check_path(filters: Sequence[PathFilter], path: str, example: Example) -> list[Verdict]:
@@ -55,7 +51,7 @@ def check_path(filters: Sequence[PathFilter], path: str, example: Example) -> li
     for path_filter in filters:
         try:
             verdict = path_filter.check(path, example)
-        except Exception as error:  # the last line of defence; the bounds below should make it unreachable
+        except Exception as error:  # the last line of defence; each check's bounds should make it unreachable
             verdict = Verdict(path_filter.name, False, f"checker_error: {type(error).__name__}")
         verdicts.append(verdict)
         if not verdict.passed:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 
-from regenesis.answers import extract_answer
+from regenesis.answers import ANSWER_MARKER, boxed_answers, extract_answer, sentences
 from regenesis.tasks.example import Example
-
 
 CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•>]+\s*|\d+[.)]\s+|step\s*\d+\s*[:.)]\s*|\*\*)+", re.I)
-_ANSWER_PHRASE = re.compile(r"\banswer\s*(?:is\b|was\b|(?:would|should|will|must)\s+be\b|:)\s*:?\s*", re.I)
 BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _BARE_YES_NO = re.compile(r"\s*+(yes|no)\s*+[.!]?\s*+", re.I)  # possessive: linear on long blanks
 
 
@@ -44,26 +41,23 @@ def strip_marker(line: str) -> str:
 
 
 def states_answer(line: str) -> bool:
-    """Whether ``line`` gives an answer: "answer is ...", "answer: ...", a boxed value or "#### ..."."""
-    return bool(BOXED.search(line) or _ANSWER_PHRASE.search(line) or strip_marker(line).startswith("####"))
+    """Whether ``line`` gives an answer: "answer is ...", "answer: ...", "#### ..." or a boxed value."""
+    return bool(ANSWER_MARKER.search(line) or boxed_answers(line))
 
 
 def stated_value(line: str) -> str:
-    """What ``line`` gives as the answer: the last boxed value, else the text after the last
-    "answer is", else the text after "####"."""
-    boxed = BOXED.findall(line)
+    """What ``line`` gives as the answer: the last boxed value, else the text after the last answer marker."""
+    boxed = boxed_answers(line)
     if boxed:
-        return boxed[-1].strip()
-    matches = list(_ANSWER_PHRASE.finditer(line))
-    if matches:
-        return line[matches[-1].end():].strip()
-    return strip_marker(line).removeprefix("####").strip()
+        return boxed[-1][1].strip()
+    markers = list(ANSWER_MARKER.finditer(line))
+    return line[markers[-1].end():].strip() if markers else ""
 
 
 def is_answer_line(line: str) -> bool:
     """A line that does nothing but state the answer ("The answer is 18.", "#### 18", "Yes.")."""
-    sentences = SENTENCE_END.split(strip_marker(line))
-    return all(states_answer(s) or _BARE_YES_NO.fullmatch(s) for s in sentences)
+    pieces = sentences(strip_marker(line))
+    return bool(pieces) and all(states_answer(s) or _BARE_YES_NO.fullmatch(s) for s in pieces)
 
 
 def option_letters(example: Example) -> str:
