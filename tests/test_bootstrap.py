@@ -272,7 +272,7 @@ REGENESIS_STEPS = {
 
 
 def test_the_paper_preset_honours_a_shared_budget_and_counts_it(tmp_path):
-    from regenesis.cli.synthesize import config_from_args, register
+    from regenesis.cli.synthesize import register
     import argparse
 
     commands = argparse.ArgumentParser().add_subparsers()
@@ -280,7 +280,7 @@ def test_the_paper_preset_honours_a_shared_budget_and_counts_it(tmp_path):
     args = commands.choices["synthesize"].parse_args(
         ["--task", "gsm8k-sample", "--preset", "paper", "--generations", "8", "--no-hint", "--num-threads", "1",
          "--out", "x"])
-    config = config_from_args(args)
+    config = SynthesisConfig.from_args(args)
     assert config.regenesis is None and config.temperature == 1.2
     lm = DummyLM(REGENESIS_STEPS)
     report = synthesize(lm, [PENS], tmp_path / "run", config, progress=False)

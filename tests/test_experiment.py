@@ -103,7 +103,7 @@ def test_bad_configs_name_the_problem(tmp_path):
 
 
 def test_the_training_sets_table_shows_each_tasks_share_of_a_mixed_set():
-    from regenesis.experiment_report import training_sets_section
+    from regenesis.experiment.report import training_sets_section
 
     report = {"problems": 4, "solved_without_hint": 1, "solved_with_hint": 1, "kept_rows": 3, "generations": 28,
               "cached_generations": 0, "generations_per_kept_row": 9.33, "dropped": {"answer": 20},
@@ -122,6 +122,12 @@ def test_the_example_configs_name_registered_tasks_and_methods(name):
     config = ExperimentConfig.load(EXAMPLES / name)
     tasks = config.train.task_names + config.eval.tasks
     assert all(task in TASKS for task in tasks), tasks
+
+
+def test_the_paper_config_has_the_gold_rationale_baseline():
+    methods = ExperimentConfig.load(EXAMPLES / "paper.toml").methods
+    assert {label: method.method for label, method in methods.items()}["gold-sft"] == "gold-sft"
+    assert {"regenesis", "star", "lmsi"} <= {method.method for method in methods.values()}
 
 
 def test_the_main_job_trains_on_gsm8k_and_strategyqa_and_evaluates_in_and_out_of_domain(monkeypatch):
@@ -143,7 +149,7 @@ def test_the_main_job_trains_on_gsm8k_and_strategyqa_and_evaluates_in_and_out_of
 def test_a_multi_round_experiment_shows_kept_rows_and_accuracy_per_round():
     from regenesis.evals.evaluate import EvalResult
     from regenesis.evals.scores import MacroAverage
-    from regenesis.experiment_report import rounds_section
+    from regenesis.experiment.report import rounds_section
 
     def result(in_domain: float) -> EvalResult:
         return EvalResult(model="m", settings={}, scores={}, raw_files={},

@@ -19,7 +19,10 @@ import pytest
 
 from regenesis.cli import main
 from regenesis.errors import BadInput
-from regenesis.experiment import STAGE_FILE, StageFailed, run_experiment
+from regenesis.experiment import EvalSection, ExperimentConfig, FinetuneSection, TrainSection, run_experiment
+from regenesis.experiment.stages import STAGE_FILE, StageFailed
+from regenesis.finetune import FinetuneConfig
+from regenesis.optimize.config import SynthesisConfig
 from regenesis.runfiles import read_jsonl, run_lock
 from tests.fake_server import Fault, FakeServer, fields_reply, last_user_text, output_fields
 
@@ -317,3 +320,29 @@ def test_a_finished_evaluation_is_scored_again_from_its_stored_outputs_without_a
     assert again.skipped[0] == "eval base" and len(server.requests) == asked
     assert json.loads(results.read_text())["tasks"]["sums"]["correct"] == 0
     assert "| sums | 0.0 [" in (out / "report.md").read_text()
+
+
+def test_an_experiment_built_in_python_runs_with_the_fingerprints_of_its_toml_file(tmp_path):
+    def stages(out: Path) -> dict:
+        return json.loads((out / "summary.json").read_text())["stages"]
+
+    model = unique_model()
+    with FakeServer(wrong) as server:
+        from_file = run_experiment(write_config(tmp_path, server, model), tmp_path / "toml", progress=False)
+        data = str(tmp_path / "sums.jsonl")
+        config = ExperimentConfig(
+            name="stages", model=f"openai/{model}", api_base=server.url, num_threads=2, allow_train_on_eval=True,
+            train=TrainSection(task=data, answer_type="number", limit=3),
+            eval=EvalSection(tasks=[data], answer_type="number", limit=3, max_tokens=32),
+            methods={"cot": SynthesisConfig(method="cot", generations=2, temperature=0.8)},
+            finetune=FinetuneSection(base="local/smollm2-135m", export_gguf="",
+                                     settings=FinetuneConfig(max_steps=1, batch_size=2, max_length=256)))
+        from_python = run_experiment(config, tmp_path / "python", progress=False)
+        assert from_python.ran == from_file.ran == ["eval base", "synthesize cot"]
+        assert stages(tmp_path / "python") == stages(tmp_path / "toml")
+
+        kept = tmp_path / "python" / "config.toml"  # the file that reproduces the Python run
+        assert ExperimentConfig.load(kept) == config
+        again = run_experiment(kept, tmp_path / "python", progress=False)
+    assert again.ran == [] and again.skipped == ["eval base", "synthesize cot"]
+    assert f"regenesis experiment {kept} --out {tmp_path / 'python'}" in (tmp_path / "python" / "report.md").read_text()

@@ -1,5 +1,8 @@
 """`regenesis finetune` and `regenesis export-gguf`: distil the synthesized rows into a model, export it to GGUF."""
 
+from dataclasses import asdict
+
+from regenesis.finetune import export_gguf, finetune
 from regenesis.finetune.train import PRECISIONS, REPORT_TO, FinetuneConfig
 
 DEFAULTS = FinetuneConfig()
@@ -51,17 +54,10 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
-    from regenesis.finetune import finetune
-
-    finetune(args.data, args.base, args.out, resume=args.resume, lora=args.lora, epochs=args.epochs, lr=args.lr,
-             max_length=args.max_length, batch_size=args.batch_size, grad_accum=args.grad_accum,
-             max_steps=args.max_steps, precision=args.precision, save_steps=args.save_steps,
-             gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, report_to=args.report_to)
+    finetune(args.data, args.base, args.out, resume=args.resume, **asdict(FinetuneConfig.from_args(args)))
     return 0
 
 
 def run_export(args) -> int:
-    from regenesis.finetune import export_gguf
-
     export_gguf(args.ckpt, args.quant, llama_cpp_source=args.llama_cpp)
     return 0

@@ -13,7 +13,12 @@ from regenesis.cli import add_model_options, model_options
 from regenesis.cli.tasks import add_task_options, examples_from_args
 from regenesis.errors import BadInput
 from regenesis.evals.funnel import failed_note, funnel_chart, funnel_rows
-from regenesis.optimize.methods import METHOD_NAMES, ReGenesisBudget
+from regenesis.guidelines import load_guidelines
+from regenesis.models import ModelSpecError, resolve_lm
+from regenesis.optimize.bootstrap import synthesize
+from regenesis.optimize.config import PRESETS, SynthesisConfig
+from regenesis.optimize.distributed import ModelSource, synthesize_on_ray
+from regenesis.optimize.methods import METHOD_NAMES
 
 
 def register(commands) -> None:
@@ -25,7 +30,7 @@ def register(commands) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (rerun the same command to resume it and to retry the problems that failed)")
     budget = parser.add_argument_group("budget")
-    budget.add_argument("--preset", default="default", choices=["default", "paper"],
+    budget.add_argument("--preset", default="default", choices=list(PRESETS),
                         help="default: 4 guideline sets per problem (regenesis: 14 generations, and up to as many "
                              "again in the hinted pass of a problem the first pass leaves unsolved); paper: the "
                              "reference budget (20 selections + every guideline alone, temperature 1.2, top_p 0.9; "
@@ -60,40 +65,8 @@ def register(commands) -> None:
     parser.set_defaults(run=run)
 
 
-def config_from_args(args):
-    from regenesis.optimize.config import preset
-    from regenesis.optimize.filters import FilterOptions
-
-    base = preset(args.preset)
-    budget = base.regenesis or ReGenesisBudget()
-    knobs = {"selections": args.selections, "singles": args.singles, "paths_per_set": args.paths_per_set}
-    if any(v is not None for v in knobs.values()):
-        if args.generations:
-            raise BadInput("--generations and --selections/--singles/--paths-per-set set the same budget: give one")
-        for name, value in knobs.items():
-            if value is not None and value < (1 if name == "paths_per_set" else 0):
-                raise BadInput(f"--{name.replace('_', '-')} must be at least {1 if name == 'paths_per_set' else 0}")
-        budget = ReGenesisBudget(**{**budget.__dict__, **{k: v for k, v in knobs.items() if v is not None}})
-    if args.generations is not None and args.generations < 1:
-        raise BadInput("--generations must be at least 1")
-    filters = FilterOptions(arithmetic=not args.no_arithmetic_check, form=not args.no_form_check,
-                            number_support=not args.no_number_support_check,
-                            choice_support=not args.no_choice_support_check,
-                            hinted_derivation=not args.no_hinted_derivation_check, judge_model=args.judge)
-    return preset(args.preset, method=args.method, generations=args.generations,
-                  regenesis=None if args.generations else budget, max_kept=args.max_kept,
-                  hint_pass=False if args.no_hint else None, label_free=args.label_free or None,
-                  temperature=args.temperature, top_p=args.top_p, num_threads=args.num_threads, filters=filters)
-
-
 def run(args) -> int:
-    from regenesis.guidelines import load_guidelines
-    from regenesis.models import ModelSpecError, resolve_lm
-    from regenesis.optimize.bootstrap import synthesize
-
-    if args.label_free and args.method != "regenesis":
-        raise BadInput("--label-free applies to --method regenesis (lmsi is label-free already)")
-    config = config_from_args(args)
+    config = SynthesisConfig.from_args(args)
     if args.judge:
         try:
             resolve_lm(args.judge)
@@ -104,8 +77,6 @@ def run(args) -> int:
     extra = {"max_tokens": args.max_tokens} if args.max_tokens else {}
     options = {**model_options(args), **extra}
     if args.ray:
-        from regenesis.optimize.distributed import ModelSource, synthesize_on_ray
-
         report = synthesize_on_ray(ModelSource(args.model, options), examples, args.out, config, address=args.ray,
                                    guidelines=guidelines)
     else:

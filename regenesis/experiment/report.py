@@ -1,4 +1,4 @@
-"""The sections of an experiment's ``report.md``, each computed from the files the stages left.
+"""An experiment's ``report.md`` and ``summary.json``, each section computed from the files the stages left.
 
 The comparison table and chart (``evals.report``) come first; then the paired comparisons that say
 which differences are more than noise, the contamination check, where each method's generations
@@ -10,13 +10,23 @@ that reproduce the run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from regenesis.evals.contamination import ContaminationReport
 from regenesis.evals.evaluate import EvalResult
 from regenesis.evals.funnel import funnel_chart, funnel_table
 from regenesis.evals.paired import PairedResult, compare_runs, paired_table, raw_outcomes
+from regenesis.evals.report import comparison_chart, comparison_table, load_results
 from regenesis.finetune.curves import curves_chart, read_training_log
+from regenesis.models import model_identity
+from regenesis.provenance import provenance, provenance_markdown
+from regenesis.redact import redact
+from regenesis.runfiles import atomic_write_text, write_json
+
+if TYPE_CHECKING:  # the runner imports this module
+    from regenesis.experiment import Experiment
 
 AVERAGE_NAMES = {"in": "in-domain average", "out": "out-of-domain average"}
 CONTRAST = "star"  # the paper's main contrast: every other method is also compared with it
@@ -133,3 +143,55 @@ def time_section(out: Path, stages: Sequence[dict]) -> list[str]:
         folder = Path(record["folder"]).relative_to(out)
         lines.append(f"| `{folder}` | {record.get('seconds', '-')} | `{record['fingerprint'][:12]}` |")
     return lines + [""]
+
+
+def write_report(experiment: Experiment, evaluations: dict[str, dict], syntheses: dict[str, dict], evaluation) -> Path:
+    """``report.md``, ``chart.png`` and ``summary.json`` from the stages' records and files."""
+    results = {label: load_results(done["results"]) for label, done in evaluations.items()}
+    raw_dirs = {label: Path(done["results"]).parent / "raw" for label, done in evaluations.items()}
+    comparisons = paired_comparisons(results, raw_dirs, evaluation)
+    chart = comparison_chart(results, experiment.out / "chart.png")
+    lines = [f"# {experiment.config.name}", ""]
+    if experiment.train_on_eval:
+        lines += ["**Warning: the training problems include evaluation problems**, so the tuned scores on "
+                  "those tasks are not held-out scores:", "", *[f"- {w}" for w in experiment.train_on_eval], ""]
+    lines += [comparison_table(results, baseline="base"), "", f"![accuracy per task]({chart.name})", "",
+              "Δ is the change against the base model in points.", ""]
+    if experiment.not_tuned:
+        lines += [f"Not fine-tuned, because synthesis kept no training row: {', '.join(experiment.not_tuned)} "
+                  "(see Training sets below).", ""]
+    lines += rounds_section(experiment.rounds, syntheses, results)
+    lines += paired_section(comparisons)
+    lines += contamination_section(experiment.contamination)
+    lines += funnel_section(experiment.out, syntheses)
+    lines += curves_section(experiment.out, experiment.checkpoints)
+    lines += models_section(experiment.out, evaluations)
+    lines += training_sets_section(syntheses)
+    lines += time_section(experiment.out, experiment.stages)
+    record = provenance_record(experiment)
+    lines += [provenance_markdown(record)]
+    report = experiment.out / "report.md"
+    atomic_write_text(report, redact("\n".join(lines) + "\n"))
+    summary = {"config": str(config_file(experiment)), "config_copy": experiment.config_copy,
+               "evaluations": {k: v["results"] for k, v in evaluations.items()}, "synthesis": syntheses,
+               "paired": [comparison.to_dict() for comparison in comparisons],
+               "contamination": {label: check.to_dict() for label, check in experiment.contamination.items()},
+               "train_on_eval": experiment.train_on_eval,
+               "stages": {record["stage"]: record["fingerprint"] for record in experiment.stages},
+               "provenance": record}
+    write_json(experiment.out / "summary.json", summary)
+    return report
+
+
+def provenance_record(experiment: Experiment) -> dict:
+    """Versions, the base model's fingerprint, the resolved config and the command that reproduces the run."""
+    config = {k: v for k, v in asdict(experiment.config).items() if k not in ("source", "text")}
+    # No seed of its own: each sample's rollout id (0, 1, ... per problem) is its sampling seed.
+    return provenance(model_identity(experiment.lm(experiment.config.model)), [], config,
+                      f"regenesis experiment {config_file(experiment)} --out {experiment.out}")
+
+
+
+def config_file(experiment: Experiment) -> Path:
+    """The file that reproduces the run: the config it was read from, else the copy the run keeps."""
+    return experiment.config.source or experiment.out / "config.toml"

@@ -28,6 +28,7 @@ from regenesis.finetune.data import Rows, check_lengths, load_rows
 from regenesis.finetune.curves import write_training_log
 from regenesis.models import DEFAULT_MODEL
 from regenesis.runfiles import atomic_write_text, write_json
+from regenesis.settings import check, dotted, schema
 
 console = Console(stderr=True)
 
@@ -84,6 +85,16 @@ class FinetuneConfig:
             raise BadInput(f"finetune: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**settings)
 
+    @classmethod
+    def from_toml(cls, table: dict, where: str = "finetune") -> FinetuneConfig:
+        """A ``[finetune]`` table of these fields; an unknown key or a value of the wrong type is named."""
+        return cls(**check(table, schema(cls), dotted(where), where))
+
+    @classmethod
+    def from_args(cls, args) -> FinetuneConfig:
+        """The ``finetune`` command's flags (an argparse namespace): ``--max-length`` sets ``max_length``."""
+        return cls.from_toml({name: getattr(args, name) for name in FLAGS}, where="finetune")
+
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (2e-4 if self.lora else 2e-5)
@@ -93,6 +104,11 @@ class FinetuneConfig:
         settings = asdict(self)
         del settings["report_to"]
         return settings
+
+
+# The finetune command's flags are these fields (``--grad-accum`` sets ``grad_accum``); the LoRA rank and
+# alpha are set from a config file or from Python only.
+FLAGS = tuple(field.name for field in fields(FinetuneConfig) if field.name not in ("lora_r", "lora_alpha"))
 
 
 def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: bool = False,
