@@ -13,7 +13,8 @@ import pytest
 
 from regenesis.answers import negation
 from regenesis.tasks.example import Example
-from regenesis.answers import answers_equal, extract_answer, is_correct, normalize_gold
+from regenesis.answers import (ANSWER_MARKER, answers_equal, boxed_answers, extract_answer, first_sentence, is_correct,
+                               last_boxed, normalize_gold, sentences)
 
 NLI = ("entailment", "neutral", "contradiction")
 DATE_OPTIONS = ("12/11/1937", "12/25/1937", "01/04/1938", "12/04/1937", "12/25/2006", "07/25/1937")
@@ -329,3 +330,17 @@ def test_negation_readers_agree_with_the_patterns_they_replace():
         end = rng.randint(0, len(text))
         assert negation.follows_not(text, end) == bool(number_pattern.search(text[:end])), text[:end]
         assert negation.negated_label(text, end) == bool(label_pattern.search(text[:end])), text[:end]
+
+
+def test_the_reading_primitives_the_filters_share():
+    """Sentence ends, answer phrases and boxes: the one rule of each that metric and filters use."""
+    assert sentences("It costs $3.50, e.g., per kg. The answer is 18!  Done") == [
+        "It costs $3.50, e.g., per kg.", "The answer is 18!", "Done"]
+    assert sentences("  ") == [] and first_sentence("18. Then more.") == "18"
+    phrases = ["The answer is 7", "the final answer: 7", "Answer = 7", "the answer would be 7", "#### 7",
+               "so the answer was 7"]
+    assert all(ANSWER_MARKER.search(phrase) for phrase in phrases)
+    assert not ANSWER_MARKER.search("She answered 7 questions.")
+    text = r"First \boxed{\frac{1}{\sqrt{2}}}, then \fbox{B} and \boxed 5"
+    assert [content for _, content in boxed_answers(text)] == [r"\frac{1}{\sqrt{2}}", "B", "5"]
+    assert last_boxed(text) == "5" and last_boxed(r"\boxed{unclosed") is None

@@ -9,6 +9,11 @@ does extraction falls back to the end of the text, with a rule per type. Each ty
 its own with its rules: ``numbers``, ``choices`` (letters), ``labels`` (yes/no and closed label
 sets), ``latex`` (math), ``text``; ``gold`` makes a dataset's gold answer canonical.
 
+The synthesis filters read a path's final answer with the same primitives, so that what synthesis
+keeps and what evaluation scores cannot disagree: ``ANSWER_MARKER`` (the answer phrase),
+``SENTENCE_END`` with ``sentences`` and ``first_sentence`` (where a sentence ends), ``boxed_answers``
+and ``last_boxed`` (the reader of ``\\boxed{}``), and ``extract_answer`` itself.
+
 Bounds keep hostile outputs cheap: only the last 20,000 characters are read, a span is at most
 1,000 characters, the last 50 spans are tried, and a number token longer than 100 characters is no
 number; an answer (or gold answer) longer than 20,000 characters equals nothing. Every pattern
@@ -26,14 +31,16 @@ from regenesis.answers.gold import normalize_gold
 from regenesis.answers.labels import extract_label, extract_yes_no, labels_equal, yes_no_equal
 from regenesis.answers.latex import extract_math, math_equal
 from regenesis.answers.numbers import MAX_NUMBER_CHARS, extract_number, format_number, numbers_equal
-from regenesis.answers.spans import MAX_TEXT_CHARS, final_answer_spans, readable
+from regenesis.answers.spans import (ANSWER_MARKER, MAX_TEXT_CHARS, SENTENCE_END, boxed_answers, final_answer_spans,
+                                     first_sentence, last_boxed, readable, sentences)
 from regenesis.answers.text import extract_text, texts_equal
 
 if TYPE_CHECKING:  # an Example is read, never built, here; tasks import this package
     from regenesis.tasks.example import Example
 
-__all__ = ["ANSWER_TYPES", "MAX_NUMBER_CHARS", "answers_equal", "extract_answer", "final_answer_spans",
-           "format_number", "is_correct", "normalize_gold"]
+__all__ = ["ANSWER_MARKER", "ANSWER_TYPES", "MAX_NUMBER_CHARS", "SENTENCE_END", "answers_equal", "boxed_answers",
+           "extract_answer", "final_answer_spans", "first_sentence", "format_number", "is_correct", "last_boxed",
+           "normalize_gold", "sentences"]
 
 
 def extract_answer(text: str, answer_type: str, choices: Sequence[str] = (),
