@@ -7,7 +7,7 @@ mean much):
 - raw decode tokens/s of the engine's copies (unconstrained samples from as many threads as copies,
   measured before and after the loop runs);
 - for the loop as it was (llama-cpp-python's own prefix match with the previous call on a copy) and with
-  stored prefix states (``regenesis.llama_prefix``): generated tokens/s, its ratio to the raw decode
+  stored prefix states (``regenesis.models.llama_prefix``): generated tokens/s, its ratio to the raw decode
   speed (P1), prompt tokens processed per generated token, and the profile split of the copies' time:
   prompt processing, decoding, sampling (with the grammar), the rest of the engine (chat template,
   tokenizing, storing and loading prefix states), and the copies' idle time (DSPy, parsing, waiting).
@@ -29,7 +29,7 @@ from common import ROOT, TimedLlamaCppEngine
 import dspy
 import llama_cpp
 from regenesis.tasks import load_task
-from regenesis.llama_prefix import PrefixCachingLlama
+from regenesis.models.llama_prefix import PrefixCachingLlama
 from regenesis.models import resolve_lm
 from regenesis.optimize.bootstrap import synthesize
 from regenesis.optimize.config import preset

@@ -8,16 +8,21 @@ import pytest
 from dspy.utils.exceptions import is_retryable_lm_error
 
 from regenesis import redact
+from regenesis.errors import BadInput
+from regenesis.finetune import dense_base
 from regenesis.models import (
     DEFAULT_MODEL,
     JSON_OVERHEAD_TOKENS,
     LlamaCppEngine,
     ModelLoadError,
     ModelSpecError,
+    RemoteLM,
+    SourceKind,
     TransformersEngine,
     adapter_for,
     bounded_strings,
     error_kind,
+    model_source,
     resolve_lm,
     sample_lms,
 )
@@ -50,6 +55,57 @@ def test_two_local_models_with_the_same_file_name_never_share_a_cache_key(tmp_pa
     assert first.model == resolve_lm(str(tmp_path / "a" / "model-q8_0.gguf")).model
 
 
+def test_one_classification_of_a_spec_serves_inference_and_fine_tuning(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    embedded = resolve_lm(None).engine.path
+    (tmp_path / "model.gguf").symlink_to(embedded)
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    (tmp_path / "holder").mkdir()
+    (tmp_path / "holder" / "weights.gguf").symlink_to(embedded)
+    dense = dense_base(None)  # the embedded GGUF's dense conversion, cached (a GGUF links to the same file)
+    kinds = {  # spec: (kind, the engine that runs it, where fine-tuning loads it from)
+        DEFAULT_MODEL: (SourceKind.EMBEDDED, LlamaCppEngine, dense),
+        str(tmp_path / "model.gguf"): (SourceKind.GGUF, LlamaCppEngine, dense),
+        str(tmp_path / "hf"): (SourceKind.HF_FOLDER, TransformersEngine, str((tmp_path / "hf").resolve())),
+        str(tmp_path / "holder"): (SourceKind.GGUF, LlamaCppEngine, dense),
+        "someone/some-model": (SourceKind.HUB, None, "someone/some-model"),
+        "openai/x": (SourceKind.PROVIDER, RemoteLM, None),
+    }
+    for spec, (kind, runs_on, trains_from) in kinds.items():
+        assert model_source(spec).kind is kind, spec
+        if runs_on is None:  # a hub id names no server: inference refuses it in one line
+            with pytest.raises(ModelSpecError, match="^someone/some-model: unknown provider 'someone'"):
+                resolve_lm(spec)
+        else:
+            lm = resolve_lm(spec)
+            assert isinstance(lm if runs_on is RemoteLM else lm.engine, runs_on), spec
+        if trains_from is None:  # a hosted model has no weights to tune
+            with pytest.raises(BadInput, match="^base model 'openai/x': a hosted model of the LiteLLM provider"):
+                dense_base(spec)
+        else:
+            assert dense_base(spec) == trains_from, spec
+
+
+@pytest.mark.parametrize(("spec", "named"), [
+    ("local/nope", "^Unknown model spec 'local/nope': not found"),
+    ("{tmp}/missing.gguf", "missing.gguf: not found"),
+    ("{tmp}", "a folder without config.json or a .gguf file is not a model"),
+    ("{tmp}/rows.gguf", "rows.gguf: not a GGUF file"),
+    ("nosuchprovider/a/b", "^nosuchprovider/a/b: unknown provider 'nosuchprovider'"),
+])
+def test_a_bad_spec_is_one_line_naming_it_for_inference_and_fine_tuning(tmp_path, spec, named):
+    (tmp_path / "rows.gguf").write_text('{"question": "not weights"}')
+    spec = spec.format(tmp=tmp_path / "empty" if spec == "{tmp}" else tmp_path)
+    (tmp_path / "empty").mkdir()
+    for classify, error in ((model_source, ModelSpecError), (resolve_lm, ModelSpecError), (dense_base, BadInput)):
+        with pytest.raises(error) as raised:
+            classify(spec)
+        message = str(raised.value)
+        assert "\n" not in message and spec in message, (classify, message)
+        assert re.search(named, message.removeprefix("base model: ")), (classify, message)
+
+
 def test_a_hugging_face_folder_runs_through_transformers(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     lm = resolve_lm(str(tmp_path))
@@ -79,16 +135,17 @@ def test_a_hosted_model_without_its_key_names_the_variable(monkeypatch):
         resolve_lm("anthropic/claude-3-5-haiku-latest")
 
 
-def test_unknown_specs_list_the_accepted_forms():
-    with pytest.raises(ModelSpecError, match="Accepted forms") as error:
+def test_unknown_specs_are_one_line_naming_the_spec_and_the_forms():
+    with pytest.raises(ModelSpecError, match="^Unknown model spec 'smollm': not found") as error:
         resolve_lm("smollm")
     assert "local/smollm2-135m" in str(error.value) and "LiteLLM" in str(error.value)
-    with pytest.raises(ModelSpecError, match="Accepted forms"):
+    assert "\n" not in str(error.value) and "`regenesis models`" in str(error.value)
+    with pytest.raises(ModelSpecError, match="^Unknown model spec 'local/unknown-model'"):
         resolve_lm("local/unknown-model")
 
 
 def test_missing_or_invalid_gguf_paths_are_named(tmp_path):
-    with pytest.raises(ModelSpecError, match="missing.gguf: no such file"):
+    with pytest.raises(ModelSpecError, match=r"missing.gguf: not found \(no such file or folder\)"):
         resolve_lm(str(tmp_path / "missing.gguf"))
     fake = tmp_path / "fake.gguf"
     fake.write_text("not a model")
@@ -235,10 +292,10 @@ def test_n_distinct_samples_of_one_prompt():
 
 
 def test_an_engine_loads_a_second_copy_only_for_a_concurrent_request():
-    from regenesis.models import _ModelPool
+    from regenesis.models.engine import ModelPool
 
     loads = []
-    pool = _ModelPool(lambda: loads.append(len(loads)) or f"copy-{len(loads)}", size=2)
+    pool = ModelPool(lambda: loads.append(len(loads)) or f"copy-{len(loads)}", size=2)
     first = pool.take()
     pool.give_back(first)
     assert pool.take() == first and loads == [0]  # one caller at a time reuses one copy

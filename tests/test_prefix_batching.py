@@ -4,7 +4,7 @@ far fewer prompt tokens processed, and distinct, reproducible samples per rollou
 import dspy
 import pytest
 
-from regenesis.llama_prefix import PrefixStates
+from regenesis.models.llama_prefix import PrefixStates
 from regenesis.models import LlamaCppEngine, resolve_lm, sampling_lm
 
 SYSTEM = ("You answer questions about the sea. Your output fields are: `answer` (str), one short sentence. "

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from regenesis.errors import BadInput
-from regenesis.models import DEFAULT_MODEL, EMBEDDED_MODELS, ModelSpecError, check_gguf
+from regenesis.models import ModelSpecError, SourceKind, model_source
 
 console = Console(stderr=True)
 
@@ -27,35 +27,24 @@ def cache_root() -> Path:
 
 
 def dense_base(spec: str | None) -> str:
-    """Where transformers loads the base ``spec`` from: a local folder, or a hub id for ``from_pretrained``."""
-    spec = (spec or DEFAULT_MODEL).strip()
-    if spec in EMBEDDED_MODELS:
-        try:
-            return str(dense_from_gguf(EMBEDDED_MODELS[spec].path()))
-        except ModelSpecError as exc:
-            raise BadInput(str(exc)) from exc
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return str(dense_from_gguf(_checked_gguf(path)))
-    if path.is_dir():
-        if (path / "config.json").is_file():
-            return str(path.resolve())
-        ggufs = sorted(path.glob("*.gguf"))
-        if ggufs:
-            return str(dense_from_gguf(_checked_gguf(ggufs[0])))
-        raise BadInput(f"base model {spec}: a folder without config.json or a .gguf file is not a model")
-    if spec.startswith((".", "/", "~", "local/")) or spec.endswith(".gguf") or spec.count("/") != 1:
-        raise BadInput(f"base model {spec!r} not found: no such file or folder, not an embedded model "
-                       f"({', '.join(EMBEDDED_MODELS)}) and not a Hugging Face hub id (org/name)")
-    return spec
+    """Where transformers loads the base ``spec`` from: a local folder, or a hub id for ``from_pretrained``.
 
-
-def _checked_gguf(path: Path) -> Path:
+    The spec is read by ``model_source``, as for inference; a GGUF model (the embedded one too) is
+    trained from its dense conversion.
+    """
     try:
-        check_gguf(path)
+        source = model_source(spec)
     except ModelSpecError as exc:
-        raise BadInput(f"base model {exc}") from exc
-    return path
+        raise BadInput(f"base model: {exc}") from exc
+    if source.kind is SourceKind.PROVIDER:
+        raise BadInput(f"base model {source.spec!r}: a hosted model of the LiteLLM provider {source.provider!r} "
+                       "cannot be fine-tuned; give an embedded model, a .gguf file, a Hugging Face folder or a hub id "
+                       "(org/name; for a hub id whose org is a provider's name, download it and give its folder)")
+    if source.kind is SourceKind.HUB:
+        return source.spec
+    if source.kind is SourceKind.HF_FOLDER:
+        return str(source.path.resolve())
+    return str(dense_from_gguf(source.path))
 
 
 def load_tokenizer(source: str, spec: str):

@@ -19,7 +19,7 @@ import ctypes
 import threading
 from collections import OrderedDict
 
-import llama_cpp
+import llama_cpp  # heavy: this module loads only with the first llama.cpp copy (LlamaCppEngine._llama)
 from llama_cpp import Llama
 
 SEQUENCE = 0
