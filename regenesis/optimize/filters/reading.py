@@ -1,4 +1,7 @@
-"""The structure of a path: logical lines, answer statements, the final answer."""
+"""The structure of a path: logical lines, answer statements, the final answer.
+
+Answers are read with the rules of ``regenesis.answers`` (its answer marker, sentence ends, boxes and
+``extract_answer``), so that what a filter takes for a path's answer is what evaluation scores."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from regenesis.tasks.example import Example
 
 CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•>]+\s*|\d+[.)]\s+|step\s*\d+\s*[:.)]\s*|\*\*)+", re.I)
+# A box one brace level deep, which the arithmetic check's LaTeX-to-plain conversion unwraps pass by
+# pass; answers are read out of boxes by ``regenesis.answers.boxed_answers``, at any depth.
 BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _BARE_YES_NO = re.compile(r"\s*+(yes|no)\s*+[.!]?\s*+", re.I)  # possessive: linear on long blanks
 
@@ -70,8 +75,10 @@ def answer_of(text: str, example: Example) -> str | None:
 
 
 def final_answer(path: str, example: Example) -> str | None:
-    """The answer stated on the last line of ``path``, or None when the last line states none."""
+    """The answer stated on the last line of ``path``: None when the last line states none, or one the
+    metric does not read from the whole path, so that a kept path's answer is the one evaluation scores."""
     lines = logical_lines(path)
     if not lines or not states_answer(lines[-1]):
         return None
-    return answer_of(lines[-1], example)
+    stated = answer_of(lines[-1], example)
+    return stated if stated == answer_of(path, example) else None
