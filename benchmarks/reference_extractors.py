@@ -59,14 +59,14 @@ class Gsm8kRule:
     """
 
     def __init__(self, name: str, regex: dict, match_settings: dict):
-        from lm_eval.filters.extraction import RegexFilter  # optional: the audit extra
+        from lm_eval.filters.extraction import RegexFilter  # lm-eval: the optional audit extra
 
         self.name = name
         self.filter = RegexFilter(regex_pattern=regex["regex_pattern"], group_select=regex.get("group_select", 0))
         self.match_settings = match_settings
 
     def __call__(self, text: str, example: Example) -> Verdict:
-        from lm_eval.api.metrics import exact_match_hf_evaluate  # optional: the audit extra
+        from lm_eval.api.metrics import exact_match_hf_evaluate  # lm-eval: the optional audit extra
 
         extracted = self.filter.apply([[text]], [{}])[0][0]
         score = exact_match_hf_evaluate(predictions=[extracted], references=[f"#### {example.gold}"],
@@ -76,8 +76,8 @@ class Gsm8kRule:
 
 def gsm8k_rules() -> dict[str, Gsm8kRule]:
     """lm-eval's GSM8K rules by filter name, read from the installed task file."""
-    import lm_eval  # optional: the audit extra
-    import yaml  # comes with lm-eval's dependencies
+    import lm_eval  # lm-eval: the optional audit extra
+    import yaml  # PyYAML: installed with lm-eval
 
     task = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())
     metric = next(entry for entry in task["metric_list"] if entry["metric"] == "exact_match")
@@ -94,7 +94,7 @@ def gsm8k_rules() -> dict[str, Gsm8kRule]:
 
 def lm_eval_math(text: str, example: Example) -> Verdict:
     """``hendrycks_math``'s ``process_results`` on the text, with the gold as the boxed solution."""
-    from lm_eval.tasks.hendrycks_math import utils  # optional: the audit extra
+    from lm_eval.tasks.hendrycks_math import utils  # lm-eval: the optional audit extra
 
     dollars = [position for position, char in enumerate(text) if char == "$"]
     extracted = text if len(dollars) <= 1 else text[dollars[0] + 1:dollars[-1]]
@@ -105,7 +105,7 @@ def lm_eval_math(text: str, example: Example) -> Verdict:
 def math_verify(text: str, example: Example, timeout_seconds: int | None = 5) -> Verdict:
     """Math-Verify's ``parse`` of both sides and ``verify``; its timeouts are ``signal.alarm`` ones,
     which only the main thread may set (``timeout_seconds=None`` runs without them)."""
-    from math_verify import parse, verify  # optional: the audit extra
+    from math_verify import parse, verify  # math-verify: the optional audit extra
 
     gold = parse(f"\\boxed{{{example.gold}}}", parsing_timeout=timeout_seconds)
     predicted = parse(text, parsing_timeout=timeout_seconds)
