@@ -141,14 +141,17 @@ def in_worker_thread(call: Callable[[], object], wait_seconds: float) -> tuple[s
     return outcome[0], time.perf_counter() - started
 
 
-def math_verify_in_worker_thread(timeout_seconds: int | None, wait_seconds: float) -> tuple[str, float]:
-    """Math-Verify on ``HOSTILE_MATH`` in a worker thread of a child process that is killed after
-    ``wait_seconds``: a stuck sympy call holds the interpreter, so it cannot be watched from inside."""
+def math_verify_in_child(timeout_seconds: int | None, wait_seconds: float, worker_thread: bool = True
+                         ) -> tuple[str, float]:
+    """Math-Verify on ``HOSTILE_MATH`` in a child process killed after ``wait_seconds``, called from a
+    worker thread there or from its main thread: a stuck sympy call holds the interpreter, so it
+    cannot be watched from inside."""
+    call = f"lambda: r.math_verify(r.HOSTILE_MATH, example, {timeout_seconds!r})"
+    run = f"r.in_worker_thread({call}, {wait_seconds + 5})[0]" if worker_thread else f"({call})()"
     child = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
              "import reference_extractors as r; from regenesis.tasks.example import Example; "
-             f"example = Example(id='hostile', question='', gold='1', answer_type='math'); "
-             f"outcome, seconds = r.in_worker_thread(lambda: r.math_verify(r.HOSTILE_MATH, example, {timeout_seconds!r}), "
-             f"{wait_seconds + 5}); print(outcome)")
+             "example = Example(id='hostile', question='', gold='1', answer_type='math'); "
+             f"print({run})")
     started = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=wait_seconds,
