@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from regenesis.answers import MAX_NUMBER_CHARS
-from regenesis.optimize.filters.reading import BOXED, CODE_BLOCK
+from regenesis.optimize.filters.reading import CODE_BLOCK
 
 
 class _NoParse(Exception):
@@ -83,6 +83,9 @@ _EQUALITY_WORDS = (["which", "is"], ["which", "equals"], ["is", "equal", "to"], 
                    ["is", "approximately"], ["equals"], ["is"])
 _MAX_UNIT_WORDS = 8
 
+# A box one brace level deep, unwrapped pass by pass with the other commands below (answers are read
+# out of boxes, at any depth, by ``regenesis.answers.boxed_answers``).
+_BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _LAYOUT_COMMANDS = r"\\(?:left|right|displaystyle|quad|qquad|[bB]igg?[lr]?|,|;|:|!| )"
 
 
@@ -92,7 +95,7 @@ def latex_to_plain(text: str) -> str:
     text = CODE_BLOCK.sub("\n", text).replace("{,}", ",").replace(",\\!", ",")  # LaTeX thousands: 1{,}000
     for _ in range(_MAX_LATEX_PASSES):
         previous = text
-        text = BOXED.sub(r" \1 ", text)
+        text = _BOXED.sub(r" \1 ", text)
         text = re.sub(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"((\1)/(\2))", text)
         text = re.sub(r"\\[dt]?frac\s*(\d)(\d)", r"((\1)/(\2))", text)
         text = re.sub(r"\\(?:text|mathrm|textrm|textbf|mbox|operatorname)\s*\{([^{}]*)\}", r" \1 ", text)

@@ -12,9 +12,6 @@ from regenesis.tasks.example import Example
 
 CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.S)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•>]+\s*|\d+[.)]\s+|step\s*\d+\s*[:.)]\s*|\*\*)+", re.I)
-# A box one brace level deep, which the arithmetic check's LaTeX-to-plain conversion unwraps pass by
-# pass; answers are read out of boxes by ``regenesis.answers.boxed_answers``, at any depth.
-BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _BARE_YES_NO = re.compile(r"\s*+(yes|no)\s*+[.!]?\s*+", re.I)  # possessive: linear on long blanks
 
 
