@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
 
+from regenesis.experiment import run_experiment
+
 
 def register(commands) -> None:
     parser = commands.add_parser("experiment", help="run a bootstrap-then-finetune experiment from a TOML config",
@@ -20,8 +22,6 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
-    from regenesis.experiment import run_experiment
-
     experiment = run_experiment(args.config, args.out, progress=not args.quiet)
     console = Console()
     if experiment.skipped:

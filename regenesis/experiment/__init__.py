@@ -14,11 +14,15 @@ fine-tunes a model on it and evaluates the tuned model; it ends with a report fo
 Each stage (``stages``) is keyed by the fingerprint of its inputs, so a rerun skips, resumes or
 recomputes it. One run at a time holds ``OUT`` (``runfiles.run_lock``); a config's keys and value types
 are checked (``config``), and its tasks and models resolved, before anything is written or any model is
-called. From Python::
+called. From Python, with the config objects the command line reads its flags into::
 
-    run_experiment(ExperimentConfig(train=TrainSection(task="gsm8k-sample", limit=5),
-                                    eval=EvalSection(tasks=["gsm8k-sample"], limit=10),
-                                    methods={"star": SynthesisConfig(method="star", generations=7)}), "runs/x")
+    from regenesis.experiment import EvalSection, ExperimentConfig, TrainSection, run_experiment
+    from regenesis.optimize.config import SynthesisConfig
+
+    config = ExperimentConfig(train=TrainSection(task="gsm8k-sample", limit=5),
+                              eval=EvalSection(tasks=["gsm8k-sample"], limit=10),
+                              methods={"star": SynthesisConfig(method="star", generations=7)})
+    run_experiment(config, "runs/star")  # runs/star/config.toml is the file that reproduces it
 """
 
 from __future__ import annotations
