@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from regenesis.errors import BadInput
-from regenesis.experiment import ExperimentConfig, run_experiment
+from regenesis.evals.evaluate import EvalResult
+from regenesis.evals.scores import MacroAverage
+from regenesis.experiment import Experiment, ExperimentConfig, run_experiment
+from regenesis.experiment.report import rounds_section, training_sets_section
+from regenesis.tasks import TASKS
 
 EASY = [("What is 2 + 3?", 5), ("What is 4 + 4?", 8), ("What is 10 - 3?", 7)]
 
@@ -103,8 +107,6 @@ def test_bad_configs_name_the_problem(tmp_path):
 
 
 def test_the_training_sets_table_shows_each_tasks_share_of_a_mixed_set():
-    from regenesis.experiment.report import training_sets_section
-
     report = {"problems": 4, "solved_without_hint": 1, "solved_with_hint": 1, "kept_rows": 3, "generations": 28,
               "cached_generations": 0, "generations_per_kept_row": 9.33, "dropped": {"answer": 20},
               "by_task": {"gsm8k-sample": {"kept_rows": 0}, "strategyqa-sample": {"kept_rows": 3}}}
@@ -117,8 +119,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.mark.parametrize("name", ["quickstart.toml", "paper.toml", "hosted.toml"])
 def test_the_example_configs_name_registered_tasks_and_methods(name):
-    from regenesis.tasks import TASKS
-
     config = ExperimentConfig.load(EXAMPLES / name)
     tasks = config.train.task_names + config.eval.tasks
     assert all(task in TASKS for task in tasks), tasks
@@ -131,9 +131,6 @@ def test_the_paper_config_has_the_gold_rationale_baseline():
 
 
 def test_the_main_job_trains_on_gsm8k_and_strategyqa_and_evaluates_in_and_out_of_domain(monkeypatch):
-    from regenesis.tasks import TASKS
-    from regenesis.experiment import Experiment
-
     monkeypatch.delenv("REGENESIS_DATA_ROOT", raising=False)
     experiment = Experiment(ExperimentConfig.load(EXAMPLES / "quickstart.toml"), "unused")
     train = experiment.train_examples()
@@ -147,10 +144,6 @@ def test_the_main_job_trains_on_gsm8k_and_strategyqa_and_evaluates_in_and_out_of
 
 
 def test_a_multi_round_experiment_shows_kept_rows_and_accuracy_per_round():
-    from regenesis.evals.evaluate import EvalResult
-    from regenesis.evals.scores import MacroAverage
-    from regenesis.experiment.report import rounds_section
-
     def result(in_domain: float) -> EvalResult:
         return EvalResult(model="m", settings={}, scores={}, raw_files={},
                           averages={"in": MacroAverage("in", ("t",), in_domain, 0.0, 1.0)})

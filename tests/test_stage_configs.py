@@ -10,7 +10,7 @@ import pytest
 from regenesis.cli import add_model_options, build_parser, main
 from regenesis.cli.tasks import add_task_options
 from regenesis.errors import BadInput
-from regenesis.experiment import ExperimentConfig
+from regenesis.experiment import EvalSection, Experiment, ExperimentConfig, TrainSection
 from regenesis.finetune import FinetuneConfig
 from regenesis.finetune.train import FLAGS as FINETUNE_FLAGS
 from regenesis.optimize.config import FLAGS as SYNTHESIS_FLAGS
@@ -147,3 +147,11 @@ def test_a_bad_synthesize_flag_exits_2_in_one_line_naming_the_flag(tmp_path, cap
 def test_an_experiment_config_written_back_loads_to_an_equal_config(name):
     config = ExperimentConfig.load(EXAMPLES / name)
     assert ExperimentConfig.from_toml(tomllib.loads(config.to_toml()), name=config.name) == config
+
+
+def test_a_python_config_that_no_toml_file_can_hold_is_refused_before_a_run(tmp_path):
+    config = ExperimentConfig(train=TrainSection(task="gsm8k-sample"), eval=EvalSection(tasks=["gsm8k-sample"]),
+                              methods={"star": SynthesisConfig(method="star", generations=2, top_p=None)})
+    with pytest.raises(BadInput, match="ExperimentConfig: a setting has no TOML form"):
+        Experiment(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
