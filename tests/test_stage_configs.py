@@ -14,7 +14,9 @@ from regenesis.experiment import EvalSection, Experiment, ExperimentConfig, Trai
 from regenesis.finetune import FinetuneConfig
 from regenesis.finetune.train import FLAGS as FINETUNE_FLAGS
 from regenesis.optimize.config import FLAGS as SYNTHESIS_FLAGS
-from regenesis.optimize.config import SynthesisConfig
+from regenesis.optimize.config import TOML_KEYS, SynthesisConfig
+from regenesis.optimize.filters import FilterOptions
+from regenesis.settings import schema
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -29,6 +31,8 @@ SYNTHESIS_CASES = {
     "--paths-per-set": (["--paths-per-set", "2"], {"paths_per_set": 2}),
     "--max-kept": (["--max-kept", "2"], {"max_kept": 2}),
     "--no-hint": (["--no-hint"], {"hint_pass": False}),
+    "--hint-generations": (["--hint-generations", "3"], {"hint_generations": 3}),
+    "--hint-temperature": (["--hint-temperature", "0.6"], {"hint_temperature": 0.6}),
     "--label-free": (["--label-free"], {"label_free": True}),
     "--temperature": (["--temperature", "0.5"], {"temperature": 0.5}),
     "--top-p": (["--top-p", "0.7"], {"top_p": 0.7}),
@@ -64,6 +68,11 @@ def test_every_synthesize_flag_is_a_synthesis_setting_or_named_as_not_one():
     add_task_options(shared)
     assert set(SYNTHESIS_CASES) == set(SYNTHESIS_FLAGS)
     assert flags(command("synthesize")) == set(SYNTHESIS_FLAGS) | NOT_SYNTHESIS_SETTINGS | flags(shared)
+
+
+def test_every_key_of_a_methods_table_has_its_flag_but_the_filters_fine_print():
+    keys = set(TOML_KEYS) - {"filters"} | {f"filters.{name}" for name in schema(FilterOptions)}
+    assert keys - set(SYNTHESIS_FLAGS.values()) == {"filters.max_chars", "filters.hint_phrases"}
 
 
 @pytest.mark.parametrize("flag", list(SYNTHESIS_CASES))

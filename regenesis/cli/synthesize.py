@@ -44,6 +44,10 @@ def register(commands) -> None:
     budget.add_argument("--paths-per-set", type=int, default=None, help="regenesis: solve samples per guideline set")
     budget.add_argument("--max-kept", type=int, default=None, help="most rows kept per problem (default 5)")
     budget.add_argument("--no-hint", action="store_true", help="skip the hinted pass for unsolved problems")
+    budget.add_argument("--hint-generations", type=int, default=None, metavar="N",
+                        help="generations of the hinted pass (default: the first pass's; the paper preset: 100)")
+    budget.add_argument("--hint-temperature", type=float, default=None,
+                        help="temperature of the hinted pass (default: the first pass's; the paper preset: 0.85)")
     budget.add_argument("--label-free", action="store_true",
                         help="regenesis: keep paths that reach the majority answer instead of the gold answer")
     budget.add_argument("--temperature", type=float, default=None)

@@ -82,7 +82,8 @@ BUDGET_KEYS = tuple(f.name for f in fields(ReGenesisBudget))
 # The synthesize command's flags and the keys they set; a --no-... flag sets its key to false.
 FLAGS = {"--method": "method", "--preset": "preset", "--generations": "generations",
          "--selections": "selections", "--singles": "singles", "--paths-per-set": "paths_per_set",
-         "--max-kept": "max_kept", "--no-hint": "hint_pass", "--label-free": "label_free",
+         "--max-kept": "max_kept", "--no-hint": "hint_pass", "--hint-generations": "hint_generations",
+         "--hint-temperature": "hint_temperature", "--label-free": "label_free",
          "--temperature": "temperature", "--top-p": "top_p", "--num-threads": "num_threads",
          "--no-arithmetic-check": "filters.arithmetic", "--no-form-check": "filters.form",
          "--no-number-support-check": "filters.number_support",
