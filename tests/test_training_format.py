@@ -6,8 +6,11 @@ import dspy
 from dspy.teleprompt.bootstrap_trace import bootstrap_trace_data
 from dspy.utils import DummyLM
 
-from regenesis.models import resolve_lm
-from regenesis.optimize.training_format import FinetuneJSONAdapter, training_adapter
+from regenesis.guidelines import load_guidelines
+from regenesis.models import adapter_for, resolve_lm
+from regenesis.optimize.config import SynthesisConfig
+from regenesis.optimize.optimizer import Sample, Step, Teacher
+from regenesis.optimize.training_format import FinetuneJSONAdapter, finetune_adapter
 
 
 class Quote(dspy.Signature):
@@ -44,6 +47,28 @@ def test_bootstrap_finetune_prepares_json_rows_with_it():
 
 
 def test_in_process_models_train_on_json_rows_and_chat_models_on_dspy_fields():
-    assert isinstance(training_adapter(resolve_lm()), FinetuneJSONAdapter)  # the embedded model decodes JSON
+    assert isinstance(finetune_adapter(adapter_for(resolve_lm())), FinetuneJSONAdapter)  # decodes JSON
     remote = resolve_lm("openai/fake", api_base="http://127.0.0.1:9/v1")
-    assert type(training_adapter(remote)) is dspy.ChatAdapter
+    assert type(finetune_adapter(adapter_for(remote))) is dspy.ChatAdapter
+
+
+def test_the_optimizer_formats_rows_with_the_adapter_the_program_runs_under():
+    lm, student = resolve_lm(), dspy.ChainOfThought(Quote)
+    guidelines = load_guidelines()
+    assert isinstance(Teacher(student, [lm], None, SynthesisConfig(), guidelines).adapters[0], FinetuneJSONAdapter)
+    with dspy.context(adapter=dspy.ChatAdapter()):
+        assert type(Teacher(student, [lm], None, SynthesisConfig(), guidelines).adapters[0]) is dspy.ChatAdapter
+    with dspy.context(adapter=dspy.JSONAdapter()):
+        assert isinstance(Teacher(student, [lm], None, SynthesisConfig(), guidelines).adapters[0], FinetuneJSONAdapter)
+
+
+def test_rows_carry_the_predictors_demos_as_its_prompts_do():
+    student = dspy.ChainOfThought(Quote)
+    student.predict.demos = [dspy.Example(order="2 cups cost 4 dollars", quantity=3, reasoning="3 * 2 = 6.", total=6.0)]
+    teacher = Teacher(student, [resolve_lm()], None, SynthesisConfig(), load_guidelines())
+    sample = Sample(0, 0.8, None, steps=[Step(0, {"order": "3 pens cost 6 dollars", "quantity": 5},
+                                              {"reasoning": "5 * 2 = 10.", "total": 10.0}, {})])
+    row = teacher.row("p0", sample, sample.steps[0])
+    sent = dspy.JSONAdapter().format(signature=student.predict.signature, demos=student.predict.demos,
+                                     inputs=sample.steps[0].inputs)
+    assert row["messages"][:-1] == sent and "2 cups cost 4 dollars" in json.dumps(row["messages"])

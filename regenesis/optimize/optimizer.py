@@ -7,8 +7,10 @@
 (guidelines → adapted guidelines → reasoning structure → path), once per sample: the model's own
 guideline selections, then single seed guidelines, each sample with its own rollout id. The metric
 scores each sample's final prediction; the samples it accepts (a random few per example, seeded by
-the example) become training rows of every predictor they passed through, formatted as the student's
-adapter formats its prompts, so the tuned model is asked in the format it learned. An example that no
+the example) become training rows of every predictor they passed through, formatted by the adapter the
+program runs under (``dspy.settings.adapter``, or where none is set the one ``adapter_for`` picks for the
+predictor's LM, which the teacher's own calls use too) with the predictor's demos, so the tuned model
+is asked in the format it learned. An example that no
 sample solves gets a hinted pass (the gold outputs shown to the steps, never in the rows), unless
 ``label_free``: then nothing sees a gold output, and a sample is scored against the majority of the
 example's samples instead.
@@ -39,15 +41,16 @@ import dspy
 from dspy.teleprompt.teleprompt import Teleprompter
 
 from regenesis.answers import is_correct
+from regenesis.finetune.provider import RegenesisProvider, finetunable_lm
 from regenesis.guidelines import Guideline, load_guidelines
-from regenesis.models import model_identity, sampling_lm
+from regenesis.models import adapter_for, is_in_process, model_identity, sampling_lm
 from regenesis.optimize.bootstrap import capped, majority_answer
 from regenesis.optimize.config import SynthesisConfig, preset
 from regenesis.optimize.examples import answer_field_of, example_key, gold_text, task_example
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, hint_leak
 from regenesis.optimize.methods import HINTED_ROLLOUT_OFFSET, ReGenesisBudget, failure_of
-from regenesis.optimize.store import FAILED, FINISHED, open_run
-from regenesis.optimize.training_format import training_adapter
+from regenesis.optimize.store import FAILED, FINISHED, open_run, rows_dataset
+from regenesis.optimize.training_format import finetune_adapter
 from regenesis.programs import ReGenesis
 from regenesis.prompting import answer_line
 from regenesis.runfiles import read_jsonl
@@ -108,18 +111,18 @@ class StandIn:
     """The ``forward`` of a teacher predictor: ReGenesis on that predictor's signature, sampled with the
     current sample's rollout id and guideline set, recorded as a step of the sample."""
 
-    def __init__(self, index: int, predictor: dspy.Predict, lm: dspy.LM, guidelines: Sequence[Guideline],
-                 top_p: float | None):
+    def __init__(self, index: int, predictor: dspy.Predict, lm: dspy.LM, adapter: dspy.Adapter,
+                 guidelines: Sequence[Guideline], top_p: float | None):
         self.index = index
         self.signature = predictor.signature
         self.program = ReGenesis(self.signature, guidelines)
-        self.lm, self.top_p = lm, top_p
+        self.lm, self.adapter, self.top_p = lm, adapter, top_p
 
     def __call__(self, **kwargs) -> dspy.Prediction:
         sample = _SAMPLE.get()
         inputs = {name: kwargs[name] for name in self.signature.input_fields if name in kwargs}
         lm = sampling_lm(self.lm, sample.rollout_id, sample.temperature, self.top_p)
-        with dspy.context(lm=lm, trace=None):
+        with dspy.context(lm=lm, adapter=self.adapter, trace=None):
             solved = self.program(guideline_set=sample.guideline_set, correct_answer=sample.hints.get(self.index),
                                   **inputs)
         outputs = {name: solved[name] for name in self.signature.output_fields}
@@ -141,8 +144,9 @@ class Teacher:
         self.program = student.deepcopy()
         self.predictors = self.program.predictors()
         self.lms, self.config, self.guidelines = lms, config, list(guidelines)
-        for index, (predictor, lm) in enumerate(zip(self.predictors, lms)):
-            predictor.forward = StandIn(index, predictor, lm, self.guidelines, config.top_p)
+        self.adapters = [finetune_adapter(dspy.settings.adapter or adapter_for(lm)) for lm in lms]
+        for index, (predictor, lm, adapter) in enumerate(zip(self.predictors, lms, self.adapters)):
+            predictor.forward = StandIn(index, predictor, lm, adapter, self.guidelines, config.top_p)
         self.metric = metric or AnswerMatch(self.predictors[-1].signature, config.filters)
 
     def budget(self, hinted: bool) -> ReGenesisBudget:
@@ -162,19 +166,18 @@ class Teacher:
         return [Sample(offset + n * budget.paths_per_set + k, temperature, guideline_set, dict(hints or {}))
                 for n, guideline_set in enumerate(sets) for k in range(budget.paths_per_set)]
 
-    def solve(self, example: dspy.Example, adapter: dspy.Adapter | None) -> tuple[list[dict], dict]:
+    def solve(self, example: dspy.Example) -> tuple[list[dict], dict]:
         """One example: its rows and its record (a failed model call fails the example, without rows)."""
         key = example_key(example)
         dropped: Counter = Counter()
-        with dspy.context(adapter=adapter):
-            try:
-                kept = self.accepted(example, self.samples(example, None), dropped)
-                hints = {} if self.config.label_free else self.hints(example)
-                if not kept and hints and self.config.hint_pass:
-                    kept = self.accepted(example, self.samples(example, hints), dropped)
-            except _ModelError as error:
-                return [], {"problem_id": key, "status": FAILED, "error_kind": error.kind, "kept": 0,
-                            "dropped": dict(dropped), "error": error.message}
+        try:
+            kept = self.accepted(example, self.samples(example, None), dropped)
+            hints = {} if self.config.label_free else self.hints(example)
+            if not kept and hints and self.config.hint_pass:
+                kept = self.accepted(example, self.samples(example, hints), dropped)
+        except _ModelError as error:
+            return [], {"problem_id": key, "status": FAILED, "error_kind": error.kind, "kept": 0,
+                        "dropped": dict(dropped), "error": error.message}
         kept = capped(kept, self.config.max_kept, key)
         rows = [self.row(key, sample, step) for sample in kept for step in sample.steps]
         return rows, {"problem_id": key, "status": FINISHED, "error_kind": None, "kept": len(kept),
@@ -239,11 +242,11 @@ class Teacher:
                    for step in sample.steps if step.predictor in sample.hints)
 
     def row(self, key: str, sample: Sample, step: Step) -> dict:
-        """A training row in the format the predictor's LM is asked in (``training_adapter``: JSON for
-        models that decode under a schema, DSPy's chat fields otherwise)."""
-        adapter = training_adapter(self.lms[step.predictor])
-        row = adapter.format_finetune_data(signature=self.predictors[step.predictor].signature, demos=[],
-                                           inputs=step.inputs, outputs=step.outputs)
+        """A training row as the predictor's prompt is sent: its adapter (JSON for models that decode
+        under a schema, DSPy's chat fields otherwise) and its demos (BootstrapFinetune's rule)."""
+        predictor = self.predictors[step.predictor]
+        row = self.adapters[step.predictor].format_finetune_data(
+            signature=predictor.signature, demos=predictor.demos, inputs=step.inputs, outputs=step.outputs)
         meta = {"problem_id": key, "predictor": step.predictor, "rollout_id": sample.rollout_id,
                 "hinted": bool(sample.hints), "inputs": _plain(step.inputs), "outputs": _plain(step.outputs),
                 **step.provenance}
@@ -307,9 +310,8 @@ class ReGenesisOptimizer(Teleprompter):
         """The kept rows of every example, synthesized into ``run_dir`` (or read back from it)."""
         with open_run(run_dir, self.settings(teacher, trainset)) as store:
             todo = [e for e in trainset if example_key(e) not in store.finished]
-            adapter = dspy.settings.adapter
             with ThreadPoolExecutor(max_workers=max(1, self.config.num_threads)) as pool:
-                for rows, record in pool.map(lambda example: teacher.solve(example, adapter), todo):
+                for rows, record in pool.map(teacher.solve, todo):
                     store.add(rows, record)
             rows = read_jsonl(store.rows_path)
             self.report = totals(store.problems)
@@ -322,16 +324,18 @@ class ReGenesisOptimizer(Teleprompter):
     def settings(self, teacher: Teacher, trainset: list[dspy.Example]) -> dict:
         """What determines the rows, for ``run.json``: a resume must match it."""
         examples = json.dumps([dict(e.items()) for e in trainset], sort_keys=True, default=str)
+        demos = json.dumps([[dict(d.items()) for d in p.demos] for p in teacher.predictors], sort_keys=True, default=str)
         guidelines = "\n".join(f"{g.name}: {g.text}" for g in self.guidelines)
         return {
             "optimizer": "regenesis",
             "predictors": [f"{name}: {predictor.signature.signature}"
                            for name, predictor in teacher.program.named_predictors()],
             "models": [model_identity(lm) for lm in teacher.lms],
-            "adapters": [type(training_adapter(lm)).__name__ for lm in teacher.lms],
+            "adapters": [type(adapter).__name__ for adapter in teacher.adapters],
             "metric": getattr(teacher.metric, "__qualname__", type(teacher.metric).__name__),
             "examples": len(trainset),
             "examples_sha256": hashlib.sha256(examples.encode()).hexdigest(),
+            "demos_sha256": hashlib.sha256(demos.encode()).hexdigest(),  # the rows' prompts hold them
             "guidelines_sha256": hashlib.sha256(guidelines.encode()).hexdigest(),
             **{k: v for k, v in asdict(self.config).items() if k != "num_threads"},
         }
@@ -339,15 +343,14 @@ class ReGenesisOptimizer(Teleprompter):
     def finetune_lms(self, rows: list[dict], lms: list[dspy.LM], run_dir: Path) -> dict[int, dspy.LM]:
         """One fine-tuning job per distinct LM, on the rows of every predictor it serves (DSPy's
         ``multitask``); a finished checkpoint in ``run_dir`` is reused."""
-        from regenesis.finetune.provider import RegenesisProvider, finetunable_lm
-
         tuned = {}
         for number, lm in enumerate(dict.fromkeys(lms)):
             served = {index for index, other in enumerate(lms) if other is lm}
             data = [{"messages": row["messages"]} for row in rows if row["meta"]["predictor"] in served]
             if not data:
                 raise RuntimeError(f"no kept rows to fine-tune {lm.model} on: the metric accepted no sample")
-            base = getattr(lm, "finetuning_model", None) or lm.model
+            # A resolved in-process model trains from its own weights (the engine's GGUF or folder).
+            base = getattr(lm, "finetuning_model", None) or (lm.engine.path if is_in_process(lm) else lm.model)
             out = run_dir / "finetuned" / f"lm-{number}"
             checkpoint = RegenesisProvider.finetune(None, base, data, "chat", {**self.train_kwargs, "out": out})
             tuned[id(lm)] = finetunable_lm(checkpoint, max_tokens=lm.kwargs.get("max_tokens"))
@@ -355,8 +358,6 @@ class ReGenesisOptimizer(Teleprompter):
 
     def dataset(self):
         """The kept rows of ``run_dir`` as a ``datasets.Dataset`` (see ``store.rows_dataset``)."""
-        from regenesis.optimize.store import rows_dataset
-
         if self.run_dir is None:
             raise ValueError("dataset() reads run_dir: give the optimizer one")
         return rows_dataset(self.run_dir)

@@ -1,10 +1,10 @@
 """Training rows in the format a model is asked in, for JSON-constrained models too.
 
-In-process models (and servers that take a JSON schema) are asked through DSPy's JSONAdapter
-(``regenesis.models.adapter_for``), whose ``format_finetune_data`` raises NotImplementedError; so
-``dspy.BootstrapFinetune`` failed after ``configure()``, and trained on ChatAdapter turns while
-inference asked for JSON. ``FinetuneJSONAdapter`` writes the rows as the JSONAdapter prompts and
-parses: give it to ``BootstrapFinetune(adapter=FinetuneJSONAdapter())``.
+In-process models (and servers that take a JSON schema) are asked through DSPy's JSONAdapter, whose
+``format_finetune_data`` raises NotImplementedError; so ``dspy.BootstrapFinetune`` failed after
+``configure()``, and trained on ChatAdapter turns while inference asked for JSON.
+``FinetuneJSONAdapter`` is that JSONAdapter (the same prompts, the same parsing) that also writes
+fine-tuning rows; ``finetune_adapter`` turns the adapter a program runs under into one that can.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import dspy
-
-from regenesis.models import adapter_for
 
 
 class FinetuneJSONAdapter(dspy.JSONAdapter):
@@ -27,7 +25,9 @@ class FinetuneJSONAdapter(dspy.JSONAdapter):
         return {"messages": [*prompt, {"role": "assistant", "content": answer}]}
 
 
-def training_adapter(lm: dspy.BaseLM) -> dspy.Adapter:
-    """The adapter that formats ``lm``'s training rows: the one ``lm`` is asked through."""
-    adapter = adapter_for(lm)
-    return FinetuneJSONAdapter() if isinstance(adapter, dspy.JSONAdapter) else adapter
+def finetune_adapter(adapter: dspy.Adapter) -> dspy.Adapter:
+    """``adapter``, able to format fine-tuning rows: a JSONAdapter becomes a ``FinetuneJSONAdapter``, so the
+    rows are the prompts the tuned model will be sent; any other adapter formats its own rows."""
+    if isinstance(adapter, dspy.JSONAdapter) and not isinstance(adapter, FinetuneJSONAdapter):
+        return FinetuneJSONAdapter()
+    return adapter
