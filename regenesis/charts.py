@@ -8,10 +8,10 @@ from pathlib import Path
 
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend, imported on first use (it takes a second)."""
-    import matplotlib
+    import matplotlib  # heavy: matplotlib, only to draw a chart
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: matplotlib, only to draw a chart
 
     return plt
 

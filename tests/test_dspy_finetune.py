@@ -25,7 +25,7 @@ def test_bootstrap_finetune_tunes_the_embedded_model_and_the_program_answers_wit
 
     from regenesis.finetune import finetunable_lm
     from regenesis.models import TransformersEngine, adapter_for, constrains_output
-    from regenesis.optimize.training_format import FinetuneJSONAdapter, finetune_adapter
+    from regenesis.models.adapters import FinetuneJSONAdapter, finetune_adapter
 
     lm = finetunable_lm(max_tokens=64)
     program = dspy.ChainOfThought(WordProblem)

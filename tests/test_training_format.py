@@ -10,7 +10,7 @@ from regenesis.guidelines import load_guidelines
 from regenesis.models import adapter_for, resolve_lm
 from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.optimizer import Sample, Step, Teacher
-from regenesis.optimize.training_format import FinetuneJSONAdapter, finetune_adapter
+from regenesis.models.adapters import FinetuneJSONAdapter, finetune_adapter
 
 
 class Quote(dspy.Signature):
@@ -46,8 +46,20 @@ def test_bootstrap_finetune_prepares_json_rows_with_it():
     assert json.loads(rows[0]["messages"][-1]["content"])["total"] == 10.0
 
 
+def test_bootstrap_finetune_prepares_json_rows_under_the_adapter_configure_sets():
+    """``configure()`` sets ``adapter_for(lm)``; BootstrapFinetune's own adapter default is then that one."""
+    student = dspy.ChainOfThought(Quote)
+    trainset = [dspy.Example(order="3 pens cost 6 dollars", quantity=5, total=10.0).with_inputs("order", "quantity")]
+    lm = resolve_lm()
+    teacher_lm = DummyLM([{"reasoning": "One pen is 2, so 5 * 2 = 10.", "total": "10"}], adapter=dspy.JSONAdapter())
+    with dspy.context(lm=teacher_lm, adapter=adapter_for(lm)):
+        traces = bootstrap_trace_data(student, trainset, metric=lambda e, p, trace=None: True, num_threads=1)
+        rows, _ = dspy.BootstrapFinetune(metric=None)._prepare_finetune_data(trace_data=traces, lm=lm)
+    assert json.loads(rows[0]["messages"][-1]["content"])["total"] == 10.0
+
+
 def test_in_process_models_train_on_json_rows_and_chat_models_on_dspy_fields():
-    assert isinstance(finetune_adapter(adapter_for(resolve_lm())), FinetuneJSONAdapter)  # decodes JSON
+    assert isinstance(adapter_for(resolve_lm()), FinetuneJSONAdapter)  # decodes JSON
     remote = resolve_lm("openai/fake", api_base="http://127.0.0.1:9/v1")
     assert type(finetune_adapter(adapter_for(remote))) is dspy.ChatAdapter
 

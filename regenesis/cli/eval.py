@@ -14,10 +14,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from regenesis.cli import add_model_options, model_options
+from regenesis.cli.options import add_model_options, model_options
 from regenesis.cli.tasks import add_user_dataset_options, report_skipped, user_dataset_fields
 from regenesis.errors import BadInput
+from regenesis.evals.evaluate import evaluate
+from regenesis.evals.report import errors_text, rich_table, write_results
 from regenesis.models import DEFAULT_MAX_TOKENS, describe, resolve_lm
+from regenesis.tasks import load_task
+from regenesis.tasks.user import is_user_source
 
 
 def register(commands) -> None:
@@ -81,9 +85,6 @@ def _is_results_file(path: Path) -> bool:
 
 def load_examples(args, names: list[str]) -> list:
     """Every task's examples; the user-dataset options apply to the user datasets among them."""
-    from regenesis.tasks import load_task
-    from regenesis.tasks.user import is_user_source
-
     fields = user_dataset_fields(args)
     user_tasks = [name for name in names if is_user_source(name)]
     given = [f"--{key.replace('_', '-')}" for key, value in fields.items() if value is not None]
@@ -99,9 +100,6 @@ def load_examples(args, names: list[str]) -> list:
 
 
 def run(args) -> int:
-    from regenesis.evals.evaluate import evaluate
-    from regenesis.evals.report import errors_text, rich_table, write_results
-
     if args.num_threads < 1:
         raise BadInput(f"--num-threads must be at least 1, got {args.num_threads}")
     check_out(args.out)

@@ -9,9 +9,13 @@ from pathlib import Path
 import dspy
 from rich.console import Console
 
-from regenesis.cli import add_model_options
+from regenesis.answers import final_answer_spans
+from regenesis.cli.options import add_model_options
 from regenesis.errors import BadInput
+from regenesis.evals.evaluate import eval_request
+from regenesis.finetune.train import RUN_FILE
 from regenesis.models import adapter_for, resolve_lm
+from regenesis.programs import ChainOfThoughtSolver, ReGenesis
 
 PROGRAMS = {
     "regenesis": "guidelines → adapted → structure → path (the default for an untuned model)",
@@ -33,8 +37,6 @@ def register(commands) -> None:
 
 def tuned_checkpoint(spec: str | None) -> Path | None:
     """The `regenesis finetune` checkpoint that ``spec`` is, or was exported from (``CKPT/gguf/*.gguf``)."""
-    from regenesis.finetune.train import RUN_FILE
-
     if not spec:
         return None
     path = Path(spec).expanduser()
@@ -52,8 +54,6 @@ def run(args) -> int:
     console = Console()
     if program == "trained":
         return solve_as_trained(console, lm, args.question)
-    from regenesis.programs import ChainOfThoughtSolver, ReGenesis
-
     solver = ReGenesis() if program == "regenesis" else ChainOfThoughtSolver()
     with dspy.context(lm=lm, adapter=adapter_for(lm)):
         prediction = solver(question=args.question)
@@ -68,9 +68,6 @@ def run(args) -> int:
 
 def solve_as_trained(console: Console, lm: dspy.LM, question: str) -> int:
     """The question as a training row's user turn; the answer read from the path's last answer line."""
-    from regenesis.evals.evaluate import eval_request
-    from regenesis.answers import final_answer_spans
-
     text = lm(eval_request(lm, question)).text or ""
     show(console, "Reasoning", text)
     answers = final_answer_spans(text)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from regenesis.cli import add_model_options, model_options
+from regenesis.cli.options import add_model_options, model_options
 from regenesis.cli.tasks import add_task_options, examples_from_args
 from regenesis.errors import BadInput
 from regenesis.evals.funnel import failed_note, funnel_chart, funnel_rows

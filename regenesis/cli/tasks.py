@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from regenesis.errors import BadInput
+from regenesis.tasks import TASKS, load_task
 from regenesis.tasks.example import ANSWER_TYPES, Example
 
 DEFAULT_SHOW_LIMIT = 5
@@ -66,8 +67,6 @@ def user_dataset_fields(args: argparse.Namespace) -> dict:
 def train_split(task: str) -> str | None:
     """The split synthesis reads when --split is not given: train. None for a single user file, which is its
     own split. A user folder or hub dataset without a train split is refused by ``load_task``, naming its splits."""
-    from regenesis.tasks import TASKS
-
     spec = TASKS.get(task)
     if spec is not None and "train" not in spec.splits:
         raise BadInput(f"--split: {task} has no train split (its splits: {', '.join(spec.splits)}); pass --split "
@@ -77,8 +76,6 @@ def train_split(task: str) -> str | None:
 
 def examples_from_args(args: argparse.Namespace, console: Console | None = None) -> list[Example]:
     """Load the examples that ``add_task_options`` describes; reports skipped rows on stderr."""
-    from regenesis.tasks import load_task
-
     split = args.split or (train_split(args.task) if args.training_split else None)
     examples = load_task(args.task, data=args.data, split=split, limit=args.limit, skip_bad_rows=args.skip_bad_rows,
                          data_root=args.data_root, **user_dataset_fields(args))
@@ -106,8 +103,6 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
-    from regenesis.tasks import TASKS
-
     rows = [{"task": spec.name, "domain": spec.domain, "answer_type": spec.answer_type,
              "splits": list(spec.splits), "default_split": spec.default_split, "hub_id": spec.hub_id,
              "bundled": spec.bundled, "local_folder": spec.folder, "license": spec.license,

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from regenesis.evals.evaluate import latest_by_id, stored_records
+from regenesis.evals.scores import family_of
+
 ALPHA = 0.05
 POWER = 0.8
 Z_ALPHA = 1.959963984540054  # the 97.5% quantile of the standard normal
@@ -94,16 +97,12 @@ class Comparison:
 
 def outcomes_of(records: Iterable[dict]) -> dict[str, bool | None]:
     """Item id → correct from judged eval records (the last record of an id wins); None for a model error."""
-    from regenesis.evals.evaluate import latest_by_id
-
     return {item: None if record.get("error") is not None else bool(record["correct"])
             for item, record in latest_by_id(records).items()}
 
 
 def raw_outcomes(raw_dir: str | Path, task: str, examples: list) -> dict[str, bool | None]:
     """The outcomes of ``examples`` in an eval's raw folder, each verdict derived again from its stored output."""
-    from regenesis.evals.evaluate import stored_records
-
     return outcomes_of(stored_records(Path(raw_dir), task, examples).values())
 
 
@@ -228,8 +227,6 @@ def compare_runs(baseline: Mapping[str, Outcomes], other: Mapping[str, Outcomes]
     """Compare two models' outcomes per task (``{task: {item id: correct}}``); ``domains`` maps a task to
     ``"in"``/``"out"`` (or None), as ``EvalResult.scores`` give it. As in the report's macro average, the
     subtasks of a family (``bbh/...``) are pooled into one line that counts once in its domain."""
-    from regenesis.evals.scores import family_of
-
     if baseline.keys() != other.keys():
         raise MisalignedItems(f"the two models were evaluated on different tasks: {sorted(baseline)} "
                               f"and {sorted(other)}")

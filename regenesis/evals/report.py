@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
+from regenesis.charts import pyplot, save_png
 from regenesis.evals.evaluate import EvalResult
 from regenesis.evals.scores import MacroAverage, TaskScore, headline_scores
 from regenesis.redact import redact
@@ -190,11 +191,7 @@ def _chart_rows(results: Mapping[str, EvalResult]) -> list[str]:
 
 def comparison_chart(results_by_label: Mapping[str, ResultLike], path_png: str | Path) -> Path:
     """Grouped bars (a group per task and per domain average, a bar per model) with 95% interval error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     results = {label: as_result(value) for label, value in results_by_label.items()}
     names = _chart_rows(results)
     cells = dict(_comparison_rows(results))
@@ -215,8 +212,4 @@ def comparison_chart(results_by_label: Mapping[str, ResultLike], path_png: str |
     axes.set_ylim(0, 100)
     axes.legend()
     figure.tight_layout()
-    path_png = Path(path_png)
-    path_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path_png, dpi=120)
-    plt.close(figure)
-    return path_png
+    return save_png(figure, path_png, dpi=120)

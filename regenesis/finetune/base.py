@@ -48,15 +48,15 @@ def dense_base(spec: str | None) -> str:
 
 
 def load_tokenizer(source: str, spec: str):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: transformers
 
     with _naming_missing_hub_model(source, spec):
         return AutoTokenizer.from_pretrained(source)
 
 
 def load_model(source: str, spec: str):
-    import torch
-    from transformers import AutoModelForCausalLM
+    import torch  # heavy: torch
+    from transformers import AutoModelForCausalLM  # heavy: transformers
 
     with _naming_missing_hub_model(source, spec):
         return AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
@@ -81,8 +81,8 @@ def dense_from_gguf(gguf: Path) -> Path:
 
 
 def _convert_gguf(gguf: Path, folder: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import torch  # heavy: torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)

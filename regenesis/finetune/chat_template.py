@@ -27,7 +27,7 @@ _PROBES = [
 
 def training_template(tokenizer, base: str) -> str:
     """The tokenizer's chat template with ``{% generation %}`` markers around each assistant turn."""
-    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers  # heavy: trl
 
     template = tokenizer.chat_template
     if isinstance(template, dict):

@@ -36,7 +36,7 @@ def read_training_log(folder: str | Path) -> list[dict]:
 def curves_chart(runs: Mapping[str, list[dict]], path_png: str | Path) -> Path:
     """Loss (top) and learning rate (bottom) against the step, one column per run; the loss axes are
     shared so that runs compare at a glance."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # heavy: matplotlib, only to draw a chart
 
     plt = pyplot()
 

@@ -32,7 +32,7 @@ class Rows:
         return hashlib.sha256(json.dumps(self.messages, sort_keys=True).encode()).hexdigest()[:16]
 
     def dataset(self):
-        from datasets import Dataset
+        from datasets import Dataset  # heavy: the datasets library
 
         return Dataset.from_list([{"messages": messages} for messages in self.messages])
 

@@ -56,7 +56,7 @@ def export_gguf(ckpt: str | Path, quant: str = "q8_0", *, llama_cpp_source: str 
 
 
 def _quant_name(quant: str) -> str:
-    import llama_cpp
+    import llama_cpp  # heavy: llama-cpp-python
 
     if quant.lower() in CONVERTER_TYPES:
         return quant.lower()
@@ -96,7 +96,7 @@ def _convert(converter: Path, folder: Path, target: Path, outtype: str, model_na
 
 
 def _quantize(source: Path, target: Path, quant: str) -> None:
-    import llama_cpp
+    import llama_cpp  # heavy: llama-cpp-python
 
     console.print(f"Quantizing to {quant}", highlight=False)
     params = llama_cpp.llama_model_quantize_default_params()

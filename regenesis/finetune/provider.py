@@ -2,12 +2,12 @@
 
     lm = finetunable_lm("local/smollm2-135m")            # any base that `regenesis finetune` accepts
     program.set_lm(lm)
-    with dspy.context(adapter=finetune_adapter(adapter_for(lm))):   # JSON rows, as the model is asked
-        tuned = dspy.BootstrapFinetune(metric=..., train_kwargs={"epochs": 1}).compile(program, trainset=...)
+    dspy.configure(lm=lm, adapter=adapter_for(lm))       # JSON rows, as the model is asked
+    tuned = dspy.BootstrapFinetune(metric=..., train_kwargs={"epochs": 1}).compile(program, trainset=...)
 
-DSPy's JSONAdapter, which ``adapter_for`` gives a model that decodes under a schema, cannot format
-fine-tuning rows; ``finetune_adapter`` (``regenesis.optimize.training_format``) gives the JSONAdapter
-that can, so the rows are the prompts the tuned model is sent. The tuned checkpoint, a Hugging Face
+DSPy's own JSONAdapter cannot format fine-tuning rows; ``adapter_for`` gives a model that decodes under
+a schema the JSONAdapter that can (``regenesis.models.adapters``), so the rows are the prompts the tuned
+model is sent. The tuned checkpoint, a Hugging Face
 folder, runs in the transformers engine under the same JSON-schema constraint (xgrammar).
 
 ``train_kwargs`` are the ``FinetuneConfig`` fields, plus ``out`` (the checkpoint folder; by default a

@@ -177,7 +177,7 @@ def _already_finished(out: Path, run: dict, resume: bool) -> bool:
 
 
 def _device_and_precision(config: FinetuneConfig) -> tuple[str, str]:
-    import torch
+    import torch  # heavy: torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if config.precision != "auto":
@@ -187,8 +187,8 @@ def _device_and_precision(config: FinetuneConfig) -> tuple[str, str]:
 
 def _trainer(model, tokenizer, rows: Rows, config: FinetuneConfig, out: Path, device: str, precision: str,
              callbacks: list):
-    from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from transformers import PrinterCallback  # heavy: transformers
+    from trl import SFTConfig, SFTTrainer  # heavy: trl
 
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),
@@ -219,14 +219,14 @@ def _trainer(model, tokenizer, rows: Rows, config: FinetuneConfig, out: Path, de
 
 
 def _lora_config(config: FinetuneConfig):
-    from peft import LoraConfig
+    from peft import LoraConfig  # heavy: peft, only for LoRA
 
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.05,
                       target_modules="all-linear", task_type="CAUSAL_LM")
 
 
 def _last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers.trainer_utils import get_last_checkpoint  # heavy: transformers
 
     folder = out / CHECKPOINTS
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
@@ -270,7 +270,7 @@ def _step_of(checkpoint: str | None) -> int:
 def _result(trainer, start_step: int) -> dict:
     """The run's figures. Speeds count this session's steps only (after a resume, not the earlier ones);
     peak memory is the GPU's on CUDA, the process's resident memory on a CPU."""
-    import torch
+    import torch  # heavy: torch
 
     state = trainer.state
     summary = next((entry for entry in reversed(state.log_history) if "train_runtime" in entry), {})

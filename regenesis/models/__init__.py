@@ -21,6 +21,7 @@ from typing import Any
 
 import dspy
 
+from regenesis.models.adapters import FinetuneJSONAdapter, adapter_for, constrains_output, finetune_adapter
 from regenesis.models.embedded import DEFAULT_MODEL, EMBEDDED_MODELS
 from regenesis.models.engine import DEFAULT_MAX_TOKENS, JSON_OVERHEAD_TOKENS, InProcessEngine, bounded_strings, is_in_process
 from regenesis.models.errors import ModelLoadError, ModelSpecError, error_kind
@@ -62,23 +63,6 @@ def configure(spec: str | None = None, **kwargs: Any) -> dspy.LM:
     lm = resolve_lm(spec, **kwargs)
     dspy.configure(lm=lm, adapter=adapter_for(lm))
     return lm
-
-
-def adapter_for(lm: dspy.LM) -> dspy.Adapter:
-    """The adapter that makes ``lm`` parse reliably.
-
-    DSPy's JSONAdapter where the model's output is held to the JSON schema it sends: in-process models
-    (a llama.cpp grammar, xgrammar for transformers, vLLM's structured output) and servers that take a
-    JSON-schema ``response_format``; DSPy's default ChatAdapter elsewhere.
-    """
-    if constrains_output(lm):
-        return dspy.JSONAdapter()
-    return dspy.ChatAdapter()
-
-
-def constrains_output(lm: dspy.BaseLM) -> bool:
-    """Whether a structured-output request holds ``lm``'s output to the JSON schema."""
-    return is_in_process(lm) or (isinstance(lm, RemoteLM) and lm.supports_response_schema)
 
 
 def describe(lm: dspy.LM) -> str:

@@ -33,7 +33,7 @@ def _error_classes() -> tuple[tuple[str, tuple[type, ...]], ...]:
     importing it takes seconds.
     """
     import httpx  # heavy: the HTTP clients load only once a call has failed
-    import openai
+    import openai  # heavy: the openai client
 
     litellm = sys.modules.get("litellm")
     litellm_server_errors = (litellm.ServiceUnavailableError, litellm.BadGatewayError) if litellm else ()

@@ -34,8 +34,8 @@ class _TransformersCopy:
 
     def __init__(self, path: str):
         import torch  # heavy: torch, transformers and xgrammar load with the first copy
-        import xgrammar
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import xgrammar  # heavy: xgrammar
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
 
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -61,7 +61,7 @@ class _TransformersCopy:
     def generate(self, kwargs: dict) -> tuple[str, str, int, int]:
         """``(text, finish_reason, prompt_tokens, completion_tokens)`` for a ``create_chat_completion`` request."""
         import torch  # heavy: already loaded by this copy's model
-        from transformers import LogitsProcessorList
+        from transformers import LogitsProcessorList  # heavy: transformers
 
         tokenizer = self.tokenizer
         inputs = tokenizer.apply_chat_template(kwargs["messages"], add_generation_prompt=True, return_tensors="pt",

@@ -80,7 +80,7 @@ class VLLMEngine(InProcessEngine):
     @staticmethod
     def _sampling_params(kwargs: dict):
         from vllm import SamplingParams  # heavy, optional: vLLM (regenesis[vllm])
-        from vllm.sampling_params import StructuredOutputsParams
+        from vllm.sampling_params import StructuredOutputsParams  # heavy: vLLM, only on a GPU
 
         params = {key: kwargs[key] for key in ("temperature", "top_p", "max_tokens", "stop", "seed") if key in kwargs}
         fmt = kwargs.get("response_format")

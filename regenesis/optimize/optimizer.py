@@ -50,7 +50,7 @@ from regenesis.optimize.examples import answer_field_of, example_key, gold_text,
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path, hint_leak
 from regenesis.optimize.methods import HINTED_ROLLOUT_OFFSET, ReGenesisBudget, failure_of
 from regenesis.optimize.store import FAILED, FINISHED, open_run, rows_dataset
-from regenesis.optimize.training_format import finetune_adapter
+from regenesis.models import finetune_adapter
 from regenesis.programs import ReGenesis
 from regenesis.prompting import answer_line
 from regenesis.runfiles import read_jsonl

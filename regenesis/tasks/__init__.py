@@ -12,6 +12,7 @@ source, they are the resume keys of long runs.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import replace
 from importlib import resources
@@ -229,8 +230,6 @@ def _collect(rows, to_example, limit, skip_bad_rows, split, where, task) -> Load
 
 
 def _unknown_task_message(name: str) -> str:
-    import difflib
-
     close = difflib.get_close_matches(name, TASKS, n=3)
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
     listed = ", ".join(name for name in TASKS if not name.startswith("bbh/"))

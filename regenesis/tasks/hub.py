@@ -27,7 +27,7 @@ def hub_location(hub_id: str) -> str:
 
 def hub_splits(hub_id: str, config: str | None = None) -> list[str]:
     """The split names of a hub dataset."""
-    import datasets
+    import datasets  # heavy: the datasets library
 
     try:
         return list(datasets.get_dataset_split_names(hub_location(hub_id), config))
@@ -44,7 +44,7 @@ def hub_rows(hub_id: str, split: str, config: str | None = None) -> Iterator[Row
 
 
 def _load(hub_id: str, config: str | None, split: str):
-    import datasets
+    import datasets  # heavy: the datasets library
 
     try:
         return datasets.load_dataset(hub_location(hub_id), config, split=split)

@@ -82,7 +82,7 @@ def read_csv(path: Path) -> Iterator[Row]:
 
 
 def read_parquet(path: Path) -> Iterator[Row]:
-    import pyarrow.parquet as parquet
+    import pyarrow.parquet as parquet  # heavy: pyarrow, only for Parquet files
 
     try:
         table = parquet.read_table(path)
