@@ -38,6 +38,7 @@ NUMBER_CASES = [
     ("16 - 3 - 4 = 9 eggs, 9 * 2 = 18 dollars.\nThe answer is 18.\nThat took 3 steps.", "18", True),
     ("The answer is $1,234.", "1234", True),
     ("The answer is 51.0", "51", True),
+    ("The answer is $3\\frac{1}{2}$ miles.", "3.5", True),            # a mixed number, not 31/2
     ("The answer is -7.", "-7", True),
     ("The answer is −3 degrees.", "-3", True),
     ("The answer is 25%.", "25", True),
@@ -181,6 +182,9 @@ MATH_CASES = [
     ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "0.75", True),
     ("\\boxed{\\pi}", "3.14159", False),
     ("\\boxed{(-\\infty, -8) \\cup (8, \\infty)}", "(-\\infty,-8)\\cup (8,\\infty)", True),
+    ("\\boxed{\\frac{639}{40}}", "15\\frac{39}{40}", True),             # MATH's mixed numbers
+    ("\\boxed{\\frac{585}{40}}", "15\\frac{39}{40}", False),            # not 15 times 39/40
+    ("\\boxed{90\\text{ square\nunits}}", "90\\text{ square units}", True),
 ]
 
 
@@ -344,3 +348,53 @@ def test_the_reading_primitives_the_filters_share():
     text = r"First \boxed{\frac{1}{\sqrt{2}}}, then \fbox{B} and \boxed 5"
     assert [content for _, content in boxed_answers(text)] == [r"\frac{1}{\sqrt{2}}", "B", "5"]
     assert last_boxed(text) == "5" and last_boxed(r"\boxed{unclosed") is None
+
+
+# Texts of the MATH test split (math/test/22's model output; 470's, 414's, 3628's, 2716's gold solutions), trimmed.
+TRUNCATED_POWERS = ("To solve this equation, we need to first find the value of $x$ that satisfies the given equation.\n\n"
+                    "This gives us $(17^6-17^5)(17^6-17^5)=(17^6-17^5)(17^6-17^5)=(17^6-17^5)(17^6-17^5)")
+CHECKED_ANSWER = ("Since this term must equal $-41x$, we have $4ax -21x = -41x$, so $a = \\boxed{-5}$.\n"
+                  "We can check our answer by multiplying out the left when $a=-5$: \\begin{align*}"
+                  "&=2x^4 -11x^3 +30x^2 -41x +28. \\end{align*}This matches the polynomial given in the problem, "
+                  "so our answer is correct.")
+TWO_ROOTS = ("For $x=-2$, we get $\\sqrt{3 \\cdot -2+6}=-2+2$, which is also valid.\n\n"
+             "Therefore, the answers are $\\boxed{-2}$ and $\\boxed{1}$.")
+TWO_FORMS = "Combining like terms, we get $(5x - 4x) + (3 + 8)$.  This yields $\\boxed{x+11}$ or $\\boxed{11+x}$."
+EITHER_FOCUS = ("Therefore, the two foci of the hyperbola are $(5 \\pm 5, 0),$ which gives two points: "
+                "$\\boxed{(10, 0)}$ and $\\boxed{(0,0)}.$ (Either point is an acceptable answer.)")
+
+
+def test_the_math_fallback_takes_no_number_out_of_a_larger_expression():
+    assert extract_answer(TRUNCATED_POWERS, "math") is None
+    assert not is_correct(TRUNCATED_POWERS, Example(id="math/test/22", question="q", gold="5", answer_type="math"))
+    assert extract_answer("so we are left with x = 5", "math") == "5"
+    assert extract_answer("it is 2^{10} = 1024 and 3 \\cdot 7", "math") == "1024"
+
+
+def test_a_math_box_wins_over_a_later_answer_phrase_of_words():
+    assert extract_answer(CHECKED_ANSWER, "math") == "-5"
+    assert is_correct(CHECKED_ANSWER, Example(id="math/test/470", question="q", gold="-5", answer_type="math"))
+    assert extract_answer("So $\\boxed{3}$. Hence the answer is $4$.", "math") == "4"
+    assert extract_answer("The answer is even.", "math") == "even"
+
+
+def test_several_boxes_of_one_sentence_are_one_answer_set():
+    assert normalize_gold(TWO_ROOTS, "math") == "-2, 1"
+    example = Example(id="math/test/414", question="q", gold=normalize_gold(TWO_ROOTS, "math"), answer_type="math")
+    assert is_correct(TWO_ROOTS, example)
+    assert is_correct("The solutions are $\\boxed{1}$ and $\\boxed{-2}$.", example)
+    assert not is_correct("The answer is $\\boxed{1}$.", example)
+    assert extract_answer("First I got \\boxed{3}, but wait: \\boxed{5}", "math") == "5"
+
+
+def test_two_forms_of_one_value_or_accepted_alternatives_are_one_answer():
+    assert normalize_gold(TWO_FORMS, "math") == "11+x"
+    assert answers_equal("x+11", normalize_gold(TWO_FORMS, "math"), "math")
+    assert normalize_gold(EITHER_FOCUS, "math") == "(0,0)"
+    assert extract_answer(EITHER_FOCUS, "math") == "(0,0)"
+
+
+def test_a_phrase_that_checks_the_answer_gives_none():
+    text = ("Therefore, $17^{-1}\\equiv \\boxed{44}\\pmod{83}$.\n\nWe may check our answer: "
+            "$17\\cdot 44 = 748 = 9\\cdot 83+1 \\equiv 1\\pmod{83}$, so our answer is correct.")  # math/test/3046
+    assert extract_answer(text, "math") == "44"

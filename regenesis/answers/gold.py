@@ -10,7 +10,8 @@ from regenesis.answers.answer_types import check_answer_type
 from regenesis.answers.choices import OPTION_NUMBER, letter_equal_to_option, letter_of, valid_letters
 from regenesis.answers.labels import label_key, yes_no_value
 from regenesis.answers.numbers import format_number, numbers_in
-from regenesis.answers.spans import last_boxed
+from regenesis.answers.latex import answer_of_boxes
+from regenesis.answers.spans import adjacent_boxes, boxes
 
 
 def normalize_gold(raw, answer_type: str, choices: Sequence[str] = (), labels: Sequence[str] = ()) -> str:
@@ -20,7 +21,8 @@ def normalize_gold(raw, answer_type: str, choices: Sequence[str] = (), labels: S
     ``"51"``; letter: ``B``, ``(B)``, ``B)``, ``Option 2`` or the text of one option → ``"B"``;
     yes_no: a bool or yes/no/true/false → ``"yes"``/``"no"``; label: a label, a synonym, or an unambiguous prefix
     (``e`` → ``entailment``) → the label as spelled in ``labels``; math: the last ``\\boxed{}`` of
-    the text if any, without ``$``; text: the trimmed text (a list is joined with ``", "``).
+    the text if any, with the boxes it closes a run of (``latex.answer_of_boxes``: ``$\\boxed{-2}$ and
+    $\\boxed{1}$`` → ``-2, 1``), without ``$``; text: the trimmed text (a list is joined with ``", "``).
     """
     check_answer_type(answer_type)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -86,7 +88,8 @@ def _gold_label(raw, labels=(), **_) -> str:
 
 def _gold_math(raw, **_) -> str:
     text = str(raw).strip()
-    boxed = last_boxed(text)
+    found = boxes(text)
+    boxed = answer_of_boxes(text, adjacent_boxes(text, found, len(found) - 1)) if found else None
     answer = re.sub(r"\s+", " ", boxed if boxed is not None else text).strip().strip("$").strip()
     if not answer:
         raise ValueError(f"{raw!r} holds no answer")

@@ -1,11 +1,16 @@
 """Math answers (LaTeX expressions, MATH): reading them out of text, normalising, and equivalence.
 
-The last ``\\boxed{}`` wins (it is a final-answer span); in a marker span the first ``$...$`` group,
-else the first sentence. Fallback: the last ``$...$`` of the last line, else the last number.
+The first final-answer span (the last one written) that is a box or holds math wins, over a phrase
+span of words ("so our answer is correct." after ``\\boxed{-5}``) or one that checks an answer ("We
+may check our answer: $17\\cdot 44 = 748$"); where every span is such a phrase, the first span. A
+``\\boxed{}`` closing a run of boxes joined only by "and", "or" or commas (``$\\boxed{-2}$ and
+$\\boxed{1}$``) reads with them as one answer set (``answer_of_boxes``). In a marker span the first
+``$...$`` group, else the first sentence. Fallback: the last ``$...$`` of the last line, else the
+last number that stands alone (not the ``5`` of ``17^5``: ``numbers.standalone_numbers``).
 
 Equivalence (``latex_equal``): equal normalised strings (``\\dfrac``→``\\frac``, ``\\frac12``,
-``\\left``, spaces, ``^\\circ``, ``\\%``, ``\\text{ units}``, ``x=``, ``.5``); else, for tuples and
-intervals, the same brackets and element-wise equal; for a bare list (``-2, 3``), equal as multisets;
+``\\left``, spaces, ``^\\circ``, ``\\%``, ``\\text{ units}``, ``x=``, ``.5``, mixed numbers); else, for
+tuples and intervals, the same brackets and element-wise equal; for a bare list (``-2, 3``), equal as multisets;
 for matrices, element-wise; else both parse to sympy and are equal (``latex_sympy``: exactly when
 both are rational numbers, else at fixed points). ``0.333`` is not ``\\frac{1}{3}``. An answer
 longer than ``MAX_ANSWER_CHARS`` is compared as a normalised string only.
@@ -14,27 +19,65 @@ longer than ``MAX_ANSWER_CHARS`` is compared as a normalised string only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from fractions import Fraction
 
-from regenesis.answers.numbers import format_number, numbers_in, parse_plain_number
-from regenesis.answers.spans import final_answer_spans, last_line
+from regenesis.answers.numbers import format_number, parse_plain_number, standalone_numbers
+from regenesis.answers.spans import Box, adjacent_boxes, boxes, last_line, located_answer_spans
 
 MAX_ANSWER_CHARS = 1_000
 MAX_ITEMS = 50  # elements of a tuple, list or matrix compared one by one
 
 _INLINE_MATH = re.compile(r"(?<!\\)\$((?:\\.|[^$\\])+)\$")
+_PROSE = re.compile(r"[^\W\d_]{2,}[^\d\\$=^_+*/<>{}\[\]|]*")  # words, no math: "correct", "positive, because ..."
+_CHECKING = re.compile(r"\b(?:check|checking|verify|verifying|confirm)\b(?:\W+\w+){0,3}\W*\Z", re.IGNORECASE)
+# Said right after a run of boxes, this makes them alternatives, one of which is the answer, not a set.
+_EITHER_ACCEPTED = re.compile(r"\beither\b[^.]{0,60}\b(?:acceptable|correct|valid)\b", re.IGNORECASE)
 
 
 def extract_math(text: str) -> str | None:
     """The math answer of ``text`` as written (trimmed), or None."""
-    for span in final_answer_spans(text):
-        answer = _math_in_span(span)
-        if answer:
-            return answer
+    answers = _span_answers(text)
+    first = next(answers, None)
+    if first is not None:
+        if first[1]:
+            return first[0]
+        return next((answer for answer, preferred in answers if preferred), first[0])
     inline = _INLINE_MATH.findall(last_line(text))
     if inline:
         return inline[-1].strip()
-    values = numbers_in(text)
+    values = standalone_numbers(text)
     return format_number(values[-1]) if values else None
+
+
+def _span_answers(text: str) -> Iterator[tuple[str, bool]]:
+    """The math answer of each final-answer span that holds one, the last span first, and whether it
+    is preferred: a box, or a phrase that holds math and does not check an answer given before. A box
+    is read with the boxes it closes a run of."""
+    found = boxes(text)
+    box_at = {box.start: index for index, box in enumerate(found)}
+    for start, span in located_answer_spans(text):
+        run = adjacent_boxes(text, found, box_at[start]) if start in box_at else []
+        answer = _math_in_span(answer_of_boxes(text, run) if len(run) > 1 else span)
+        if answer:
+            checking = not run and _CHECKING.search(text, max(0, start - 40), start)
+            yield answer, bool(run) or not (checking or _PROSE.fullmatch(answer))
+
+
+def answer_of_boxes(text: str, run: list[Box]) -> str:
+    """The one answer a run of adjacent boxes of ``text`` gives (``spans.adjacent_boxes``).
+
+    Several values are an answer set, ``", "``-joined and so compared as a multiset (``-2, 1``). Two
+    boxes of one value (two forms of it: ``\\boxed{x+11}`` or ``\\boxed{11+x}``), and alternatives the
+    text says either of is accepted ("Either point is an acceptable answer."), are one answer: the last
+    box. A gold answer is one string, so of such alternatives only the last is accepted.
+    """
+    contents = [box.content.strip() for box in run]
+    if len(contents) == 1 or _EITHER_ACCEPTED.search(text, run[-1].end, run[-1].end + 120):
+        return contents[-1]
+    if len(contents) == 2 and math_equal(contents[1], contents[0]):
+        return contents[-1]
+    return ", ".join(contents)
 
 
 def _math_in_span(span: str) -> str | None:
@@ -61,20 +104,23 @@ _REMOVED = (
 )
 _TEXT_COMMANDS = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
 _UNIT_AFTER_NUMBER = re.compile(r"^([-+]?[\d.,/]+)\s*\\(?:text|mbox|mathrm)\{\s*[a-zA-Z][a-zA-Z .]*\}(\^\d)?$")
+_MIXED_NUMBER = re.compile(
+    r"(?P<sign>-?)(?P<whole>\d{1,30})\\frac\{(?P<numerator>\d{1,30})\}\{(?P<denominator>\d{1,30})\}")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
 def normalize_latex(answer: str) -> str:
     """A canonical string form of a LaTeX answer; the rules are in order:
 
-    drop surrounding ``$``/``\\(``/``\\[`` and a trailing period; drop a trailing unit in
-    ``\\text{}`` after a number (``5\\text{ cm}``); unwrap ``\\text{}``/``\\mathrm{}``; drop
+    collapse blanks; drop surrounding ``$``/``\\(``/``\\[`` and a trailing period; drop a trailing
+    unit in ``\\text{}`` after a number (``5\\text{ cm}``); unwrap ``\\text{}``/``\\mathrm{}``; drop
     ``\\left``/``\\right``, spacing commands, ``\\$``, ``%``, degree signs; ``\\dfrac``/``\\tfrac`` →
     ``\\frac``; ``\\frac12`` → ``\\frac{1}{2}``, ``\\sqrt2`` → ``\\sqrt{2}``; remove spaces;
-    ``.5`` → ``0.5``; ``x=5`` → ``5`` for a single-letter left side; thousands commas in a lone
-    number.
+    ``.5`` → ``0.5``; ``x=5`` → ``5`` for a single-letter left side; a mixed number as one fraction
+    (``15\\frac{39}{40}`` → ``\\frac{639}{40}``: MATH writes them so, a product would be
+    ``15\\cdot``); thousands commas in a lone number.
     """
-    text = answer.strip()
+    text = re.sub(r"\s+", " ", answer).strip()
     text = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", text).strip()
     text = text.rstrip(".").strip()
     unit = _UNIT_AFTER_NUMBER.match(text)
@@ -92,6 +138,10 @@ def normalize_latex(answer: str) -> str:
     text = re.sub(r"(?<![\d}])\.(\d)", r"0.\1", text)
     if text.count("=") == 1 and re.match(r"^[a-zA-Z]=", text):
         text = text[2:]
+    mixed = _MIXED_NUMBER.fullmatch(text)
+    if mixed and int(mixed["numerator"]) < int(mixed["denominator"]):
+        value = int(mixed["whole"]) + Fraction(int(mixed["numerator"]), int(mixed["denominator"]))
+        text = f"{mixed['sign']}\\frac{{{value.numerator}}}{{{value.denominator}}}"
     if _THOUSANDS.match(text):
         text = text.replace(",", "")
     return text.rstrip(".")
@@ -198,6 +248,6 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def _values_equal(left: str, right: str) -> bool:
-    from regenesis.answers import latex_sympy  # heavy: sympy, loaded only when strings differ
+    from regenesis.answers.latex_sympy import values_equal  # heavy: sympy, loaded only when strings differ
 
-    return latex_sympy.values_equal(left, right)
+    return values_equal(left, right)

@@ -1,10 +1,11 @@
 """Number answers: reading a number out of text, and comparing numbers with a gold value.
 
-LaTeX is read as plain text first (``\\frac{1}{2}`` → ``1/2``, ``\\text{}`` unwrapped, ``\\$``,
-``\\%``, ``{,}``). In a final-answer span, text after its first sentence end is dropped, then
-everything up to the span's last ``=`` (``5 + 3 = 8`` → ``8``), and the *first* number of what
-remains is the answer, so trailing remarks ("18 (9 eggs at $2)") do not leak in. Fallback: the last
-number of the text.
+LaTeX is read as plain text first (``\\frac{1}{2}`` → ``1/2``, ``2\\frac{1}{2}`` → ``2 1/2``,
+``\\text{}`` unwrapped, ``\\$``, ``\\%``, ``{,}``). In a final-answer span, text after its first
+sentence end is dropped, then everything up to the span's last ``=`` (``5 + 3 = 8`` → ``8``), and
+the *first* number of what remains is the answer, so trailing remarks ("18 (9 eggs at $2)") do not
+leak in. Fallback: the last number of the text (math answers: the last that stands alone,
+``standalone_numbers``).
 
 A number may carry a currency sign, thousands commas (``1,234``; ``1,2`` is two numbers), a decimal
 part, a minus sign (``-5``, ``−5``; not the hyphen of ``3-5``), a simple fraction (``3/4``), a mixed
@@ -35,6 +36,9 @@ _NUMBER = re.compile(
     r"(?P<value>\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?|\.\d+)"
     r"(?:\s*/\s*(?P<denominator>\d+(?:\.\d+)?)(?![\d/]))?"
     r"(?P<scale>\s+(?:thousand|million|billion|trillion)\b)?")
+_OPERATORS = r"[\^_*/×÷·+]|\\(?:cdot|times|div|pm|mp)(?![a-zA-Z])"
+_OPERATOR_BEFORE = re.compile(rf"(?:(?:{_OPERATORS}|{{)\s*|[^\W\d_])\Z")
+_OPERATOR_AFTER = re.compile(rf"\s*(?:{_OPERATORS}|[-−–!}}])|[^\W\d_]")
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
           "fifteen sixteen seventeen eighteen nineteen").split()
@@ -46,7 +50,9 @@ _NUMBER_WORD = re.compile(r"\b(?:%s)(?:[-\s](?:%s))?\b" % ("|".join(_TENS + _UNI
 
 
 def plain_math(text: str) -> str:
-    """LaTeX number notation as plain text: ``\\frac{1}{2}`` → ``1/2``, ``\\$5`` → ``$5``."""
+    """LaTeX number notation as plain text: ``\\frac{1}{2}`` → ``1/2``, ``2\\frac{1}{2}`` → ``2 1/2``,
+    ``\\$5`` → ``$5``."""
+    text = re.sub(r"(?<=\d)\s*(?=\\[dt]?frac)", " ", text)  # 15\frac{39}{40} is the mixed number 15 39/40
     text = re.sub(r"\\[dt]?frac\s*\{\s*(-?[\d.]+)\s*\}\s*\{\s*([\d.]+)\s*\}", r"\1/\2", text)
     text = re.sub(r"\\[dt]?frac\s*(\d)\s*(\d)", r"\1/\2", text)
     text = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r" \1", text)
@@ -64,6 +70,31 @@ def numbers_in(text: str, skip_negated: bool = False) -> list[Fraction]:
         if value is not None:
             values.append(value)
     return values
+
+
+def standalone_numbers(text: str) -> list[Fraction]:
+    """The numbers in ``text`` that are not part of a larger expression: not an operand of ``+ - * / ^``
+    (``17^5``, ``2 \\cdot 3``), not in braces (an exponent, a subscript, a ``\\sqrt{}``) and not
+    glued to a letter (``5x``, ``x_2``), so that the end of a half-written formula gives no answer."""
+    values = []
+    for match in _NUMBER.finditer(plain_math(text)):
+        if _in_expression(match):
+            continue
+        value = _number_value(match)
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def _in_expression(match: re.Match) -> bool:
+    text = match.string
+    if match.group("sign"):
+        if _is_binary_minus(text, match.start("sign")):
+            return True
+        start = match.start("sign")
+    else:
+        start = match.start("whole") if match.group("whole") else match.start("value")
+    return bool(_OPERATOR_BEFORE.search(text[max(0, start - 12):start]) or _OPERATOR_AFTER.match(text, match.end()))
 
 
 def parse_number(text: str) -> Fraction | None:

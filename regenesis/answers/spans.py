@@ -18,6 +18,7 @@ The synthesis filters read answers with the same rules: ``ANSWER_MARKER`` is the
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 ANSWER_MARKER = re.compile(
     r"\b(?:final\s+)?answer\s*(?:is|was|(?:would|should|will|must)\s+be|:|=)\s*:?|####",
@@ -40,12 +41,17 @@ def final_answer_spans(text: str) -> list[str]:
     A marker's span is the rest of its line (at most ``MAX_SPAN_CHARS``); only the last
     ``MAX_SPANS`` spans count.
     """
+    return [span for _, span in located_answer_spans(text)]
+
+
+def located_answer_spans(text: str) -> list[tuple[int, str]]:
+    """The final-answer spans of ``text`` with where each starts (its marker, or its box), the last one first."""
     text = readable(text)
     spans = [(match.start(), match.end()) for match in ANSWER_MARKER.finditer(text)]
     spans = [(start, _rest_of_line(text[end:end + MAX_SPAN_CHARS])) for start, end in spans[-MAX_SPANS:]]
     spans.extend(boxed_answers(text, MAX_SPAN_CHARS)[-MAX_SPANS:])
     spans.sort(key=lambda span: span[0], reverse=True)
-    return [unwrap(span) for _, span in spans[:MAX_SPANS] if span.strip()]
+    return [(start, unwrap(span)) for start, span in spans[:MAX_SPANS] if span.strip()]
 
 
 def _rest_of_line(text: str) -> str:
@@ -95,10 +101,20 @@ _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _OPENING_BRACE = re.compile(r"\s*\{")
 _BARE_WORD = re.compile(r"\s+([^\s$]+)")
 _BRACE = re.compile(r"(?<!\\)[{}]")
+_BOX_JOINER = re.compile(r"[\s$,]*(?:(?:\\text\s*\{\s*)?(?:and|or)\b\s*\}?[\s$,]*)?")
 
 
-def boxed_answers(text: str, max_chars: int = MAX_SPAN_CHARS) -> list[tuple[int, str]]:
-    """Every ``\\boxed{...}`` (or ``\\fbox{}``, or ``\\boxed 5``) in ``text``: (position, content).
+@dataclass(frozen=True)
+class Box:
+    """One ``\\boxed{}`` of a text: where it starts and ends, and its content."""
+
+    start: int
+    end: int
+    content: str
+
+
+def boxes(text: str, max_chars: int = MAX_SPAN_CHARS) -> list[Box]:
+    """Every ``\\boxed{...}`` (or ``\\fbox{}``, or ``\\boxed 5``) in ``text``, in order.
 
     Braces nest to any depth; content longer than ``max_chars`` (or never closed) is not an answer and
     is left out.
@@ -111,12 +127,30 @@ def boxed_answers(text: str, max_chars: int = MAX_SPAN_CHARS) -> list[tuple[int,
         if opening:
             end = closing.get(opening.end() - 1)
             if end is not None and end - opening.end() <= max_chars:
-                found.append((match.start(), text[opening.end():end]))
+                found.append(Box(match.start(), end + 1, text[opening.end():end]))
         else:
             word = _BARE_WORD.match(text, start)
             if word and len(word.group(1)) <= max_chars:
-                found.append((match.start(), word.group(1)))
+                found.append(Box(match.start(), word.end(), word.group(1)))
     return found
+
+
+def boxed_answers(text: str, max_chars: int = MAX_SPAN_CHARS) -> list[tuple[int, str]]:
+    """Every box of ``text`` (``boxes``) as (position, content)."""
+    return [(box.start, box.content) for box in boxes(text, max_chars)]
+
+
+def adjacent_boxes(text: str, found: list[Box], last: int) -> list[Box]:
+    """The boxes of ``found`` that ``found[last]`` closes a run of: each next to the one after it with only
+    ``$``, blanks, commas, "and" or "or" between (``$\\boxed{-2}$ and $\\boxed{1}$``), so several
+    answers written as one, not a box nested in another or one given earlier and then corrected; at most
+    ``MAX_SPANS`` boxes."""
+    run = [found[last]]
+    for box in reversed(found[max(0, last - MAX_SPANS + 1):last]):
+        if box.end > run[0].start or not _BOX_JOINER.fullmatch(text, box.end, run[0].start):
+            break
+        run.insert(0, box)
+    return run
 
 
 def _closing_braces(text: str) -> dict[int, int]:
