@@ -82,7 +82,7 @@ def shard_name(examples: Sequence[Example]) -> str:
 def connect(address: str) -> None:
     """Join the Ray cluster at ``address`` (``auto``: the running one; ``local``: a new one here) unless
     this process is connected already."""
-    import ray
+    import ray  # heavy: Ray, only with --ray
 
     if ray.is_initialized():
         return
@@ -104,7 +104,7 @@ def synthesize_on_ray(model: ModelSource, examples: Sequence[Example], out_dir: 
     is run again.
     """
     try:
-        import ray
+        import ray  # heavy: Ray, only with --ray
     except ImportError:
         raise BadInput("--ray needs Ray: pip install 'regenesis[ray]'") from None
 

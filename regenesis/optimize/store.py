@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from regenesis.runfiles import append_jsonl, check_settings, repair_jsonl, run_lock, write_json
+from regenesis.runfiles import append_jsonl, check_settings, read_jsonl, repair_jsonl, run_lock, write_json
 
 ROWS_FILE = "train.jsonl"
 PROBLEMS_FILE = "problems.jsonl"
@@ -74,8 +74,6 @@ class RunStore:
 def rows_dataset(out_dir: str | Path):
     """The training rows of a run folder as a ``datasets.Dataset`` (``messages`` and ``meta``), to
     ``save_to_disk`` or ``push_to_hub`` (which needs a Hugging Face token)."""
-    from datasets import Dataset
-
-    from regenesis.runfiles import read_jsonl
+    from datasets import Dataset  # heavy: the datasets library
 
     return Dataset.from_list(read_jsonl(Path(out_dir) / ROWS_FILE))
