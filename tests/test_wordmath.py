@@ -10,7 +10,8 @@ import pytest
 from regenesis.errors import BadInput
 from regenesis.tasks import TASKS, load_task
 from regenesis.tasks.wordmath import (
-    BUNDLED_SEED, MAX_VALUE, SEEN, SPLIT_SIZES, UNSEEN, UNSEEN_SIZE, content_key, file_text, generate, write_bundle)
+    BUNDLED_SEED, LEVEL_DESIGNS, SEEN, SPLIT_SIZES, UNSEEN, UNSEEN_SIZE, content_key, file_text, generate,
+    write_bundle)
 
 BUNDLE = Path(str(resources.files("regenesis") / "data" / "wordmath"))
 ARITHMETIC = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul}
@@ -21,7 +22,7 @@ def parts():
     return generate(BUNDLED_SEED)
 
 
-def _recompute(record):
+def _recompute(record, max_value=max(design.max_value for design in LEVEL_DESIGNS.values())):
     value = record["start"]
     for operation, operand in record["steps"]:
         if operation == "divide":
@@ -29,7 +30,7 @@ def _recompute(record):
             value //= operand
         else:
             value = ARITHMETIC[operation](value, operand)
-        assert 1 <= value <= MAX_VALUE, record
+        assert 1 <= value <= max_value, record
     return value
 
 
@@ -51,6 +52,21 @@ def test_answers_are_correct_by_construction_and_the_text_states_every_number(pa
             assert record["answer"] == _recompute(record)
             stated = [int(number) for number in re.findall(r"\d+", record["question"])]
             assert stated == [record["start"]] + [operand for _, operand in record["steps"]], record["question"]
+
+
+def test_each_level_keeps_to_its_operations_and_its_largest_quantity(parts):
+    for problems in parts.values():
+        for record in problems:
+            design = LEVEL_DESIGNS[record["level"]]
+            assert {operation for operation, _ in record["steps"]} <= set(design.operations), record
+            assert all(operand <= design.max_operand for operation, operand in record["steps"]
+                       if operation in ("add", "subtract")), record
+            _recompute(record, design.max_value)
+    easy = parts["l1-test.jsonl"] + parts["l2-test.jsonl"]
+    assert {operation for record in easy for operation, _ in record["steps"]} == {"add", "subtract"}
+    assert all(record["start"] < 10 and all(operand < 10 for _, operand in record["steps"]) for record in easy)
+    hard = parts["l4-test.jsonl"]
+    assert {operation for record in hard for operation, _ in record["steps"]} == set(LEVEL_DESIGNS[4].operations)
 
 
 def test_levels_have_their_number_of_steps_and_one_sentence_each(parts):

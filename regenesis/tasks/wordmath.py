@@ -1,11 +1,14 @@
 """wordmath: generated arithmetic word problems with exact answers and a controlled number of steps.
 
-A problem states a starting quantity and then changes it ``level`` times, one operation a sentence
-(add or subtract 2-6, multiply by 2-3, divide exactly by 2-3); the answer is the final quantity, a positive
-whole number. The wording comes from surface templates: six *seen* templates make the levels
-``l1`` ... ``l4`` (a train and a test split each), and two templates that never appear there make
-``unseen`` (a test split, levels 1 and 2), so a model trained on the seen templates can be tried on new
-wording at a difficulty it can reach.
+A problem states a starting quantity and then changes it ``level`` times, one operation a sentence;
+the answer is the final quantity, a positive whole number. The levels grow in steps and in what a
+step may do (``LEVEL_DESIGNS``): ``l1`` is one addition or subtraction of 2-9 to a start of 2-9
+(result at most 20), ``l2`` two of them, of 2-5 each with every quantity at most 12; ``l3`` adds
+multiplying by 2 or 3 (quantities up to 50) and ``l4`` exact division by 2 or 3 (up to 100). The
+wording comes from surface templates: six *seen* templates make the levels (a train and a test split
+each), and two templates that never appear there make ``unseen`` (a test split, levels 1 and 2
+alternating), so a model trained on the seen templates can be tried on new wording at a difficulty it
+can reach.
 
 The problems are bundled as JSONL in ``regenesis/data/wordmath`` (written by ``write_bundle`` with
 ``BUNDLED_SEED``; a test checks the files are exactly what the generator makes). Another seed gives
@@ -26,12 +29,34 @@ from regenesis.answers import normalize_gold
 from regenesis.tasks.base import Loader, field
 
 BUNDLED_SEED = 0
-LEVELS = (1, 2, 3, 4)
 SPLIT_SIZES = {"train": 200, "test": 150}
 UNSEEN_LEVELS = (1, 2)
 UNSEEN_SIZE = 150
-MAX_VALUE = 100  # no intermediate quantity exceeds it: small numbers keep the easy levels within a 135M model's reach
-OPERATIONS = ("add", "subtract", "multiply", "divide")
+START_RANGE = (2, 9)
+OPERAND_RANGES = {"add": (2, 9), "subtract": (2, 9), "multiply": (2, 3), "divide": (2, 3)}
+
+
+@dataclass(frozen=True)
+class LevelDesign:
+    """What the problems of one level may do: how many steps, which operations, how large a quantity.
+
+    The easy levels keep to one-digit additions and subtractions with small results: the embedded 135M
+    model solved 2 of 40 two-step problems with quantities up to 20, and 5 of 40 with quantities up
+    to 12 and operands up to 5."""
+
+    steps: int
+    operations: tuple[str, ...]
+    max_value: int
+    max_operand: int = 9  # of an addition or subtraction
+
+
+LEVEL_DESIGNS = {
+    1: LevelDesign(1, ("add", "subtract"), 20),
+    2: LevelDesign(2, ("add", "subtract"), 12, max_operand=5),
+    3: LevelDesign(3, ("add", "subtract", "multiply"), 50),
+    4: LevelDesign(4, ("add", "subtract", "multiply", "divide"), 100),
+}
+LEVELS = tuple(LEVEL_DESIGNS)
 
 NAMES = (("Maya", "she", "her"), ("Omar", "he", "his"), ("Lena", "she", "her"), ("Theo", "he", "his"),
          ("Priya", "she", "her"), ("Jonas", "he", "his"), ("Ana", "she", "her"), ("Kofi", "he", "his"))
@@ -43,7 +68,10 @@ class Template:
     """The wording of one kind of story: a start sentence, one sentence per operation, the question.
 
     Sentences fill ``{n}`` (the operand), ``{name}``/``{they}``/``{their}`` (the main character) and, for
-    a chain of entities (ages, towers), ``{this}`` (the entity a step introduces) and ``{prev}``."""
+    a chain of entities (ages, towers), ``{this}`` (the entity a step introduces) and ``{prev}``. A step
+    says plainly what happens to the quantity ("gets 3 more", "gives away 3"): with the story
+    decorations of the first design ("earns 4 dollars washing cars") the 135M model multiplied the
+    numbers it saw more often than it added them."""
 
     name: str
     start: str
@@ -52,39 +80,33 @@ class Template:
     multiply: str
     divide: str
     question: str
-    start_range: tuple[int, int] = (2, 12)
     entities: tuple[str, ...] = ()  # a chain template names a new entity at each step
 
 
 SEEN = (
-    Template("savings", "{name} has {n} dollars.", "Then {they} earns {n} dollars washing cars.",
-             "Then {they} spends {n} dollars on a book.",
-             "Then {their} savings grow to {n} times as much.",
-             "Then {they} splits {their} money equally into {n} envelopes and keeps only one envelope.",
+    Template("stickers", "{name} has {n} stickers.", "{they} gets {n} more stickers.",
+             "{they} gives away {n} stickers.", "{they} trades them for {n} times as many stickers.",
+             "{they} splits {their} stickers into {n} equal piles and keeps one pile.",
+             "How many stickers does {name} have now?"),
+    Template("savings", "{name} has {n} dollars.", "{they} earns {n} more dollars.",
+             "{they} spends {n} dollars.", "{their} money grows to {n} times as much.",
+             "{they} splits {their} money into {n} equal parts and keeps one part.",
              "How many dollars does {name} have now?"),
-    Template("bakery", "A baker has {n} muffins.", "Then she bakes {n} more muffins.",
-             "Then customers buy {n} of the muffins.",
-             "Then a party order leaves her with {n} times as many muffins as before.",
-             "Then she packs the muffins equally into {n} boxes and sends away all but one box.",
+    Template("bakery", "A baker has {n} muffins.", "She bakes {n} more muffins.", "She sells {n} muffins.",
+             "She bakes until she has {n} times as many muffins.",
+             "She packs the muffins into {n} equal boxes and keeps one box.",
              "How many muffins does the baker have now?"),
-    Template("train", "A train leaves the station with {n} passengers.",
-             "At the next stop, {n} passengers get on.", "At the next stop, {n} passengers get off.",
-             "At the next stop, a crowd boards and the number of passengers becomes {n} times as large.",
-             "At the next stop, the passengers are shared equally among {n} trains, and this train keeps its share.",
-             "How many passengers are on the train now?"),
+    Template("bus", "A bus has {n} passengers.", "{n} more passengers get on the bus.",
+             "{n} passengers get off the bus.", "At a big stop, the number of passengers becomes {n} times as large.",
+             "The passengers split into {n} equal groups and only one group stays on the bus.",
+             "How many passengers are on the bus now?"),
     Template("ages", "{this} is {n} years old.", "{this} is {n} years older than {prev}.",
              "{this} is {n} years younger than {prev}.", "{this} is {n} times as old as {prev}.",
-             "{prev} is {n} times as old as {this}.", "How old is {this}?", start_range=(4, 12),
+             "{prev} is {n} times as old as {this}.", "How old is {this}?",
              entities=tuple(name for name, _, _ in NAMES)),
-    Template("pipes", "A pipe carries {n} liters of water a minute into a tank.",
-             "Then a second pipe adds {n} liters a minute.", "Then a leak loses {n} liters a minute.",
-             "Then a stronger pump makes the flow {n} times as fast.",
-             "Then a splitter divides the flow equally among {n} pipes, and only one of them still reaches the tank.",
-             "How many liters a minute reach the tank now?"),
-    Template("orchard", "{name} picks {n} apples.", "Then {they} picks {n} more apples.",
-             "Then {n} of {their} apples are bruised and thrown away.",
-             "Then {they} trades them at the market and comes back with {n} times as many apples.",
-             "Then {they} shares the apples equally among {n} baskets and keeps one basket.",
+    Template("orchard", "{name} picks {n} apples.", "{they} picks {n} more apples.",
+             "{they} eats {n} of the apples.", "{they} trades them for {n} times as many apples.",
+             "{they} puts the apples into {n} equal baskets and keeps one basket.",
              "How many apples does {name} have now?"),
 )
 UNSEEN = (
@@ -118,22 +140,22 @@ def apply(value: int, operation: str, operand: int) -> int:
     raise ValueError(f"unknown operation {operation!r}")
 
 
-def _operands(value: int, operation: str) -> list[int]:
-    """The operands that keep the quantity a whole number from 1 to ``MAX_VALUE``."""
-    if operation == "add":
-        return [n for n in range(2, 7) if value + n <= MAX_VALUE]
-    if operation == "subtract":
-        return [n for n in range(2, 7) if value - n >= 1]
-    if operation == "multiply":
-        return [n for n in range(2, 4) if value * n <= MAX_VALUE]
-    return [n for n in range(2, 4) if value % n == 0]
+def _operands(value: int, operation: str, design: LevelDesign) -> list[int]:
+    """The operands that keep the quantity a whole number from 1 to the level's largest."""
+    low, high = OPERAND_RANGES[operation]
+    if operation in ("add", "subtract"):
+        high = min(high, design.max_operand)
+    candidates = range(low, high + 1)
+    if operation == "divide":
+        return [n for n in candidates if value % n == 0]
+    return [n for n in candidates if 1 <= apply(value, operation, n) <= design.max_value]
 
 
-def _steps(rng: random.Random, start: int, level: int) -> list[tuple[str, int]]:
+def _steps(rng: random.Random, start: int, design: LevelDesign) -> list[tuple[str, int]]:
     steps, value = [], start
-    for _ in range(level):
-        operation = rng.choice([op for op in OPERATIONS if _operands(value, op)])
-        operand = rng.choice(_operands(value, operation))
+    for _ in range(design.steps):
+        operation = rng.choice([op for op in design.operations if _operands(value, op, design)])
+        operand = rng.choice(_operands(value, operation, design))
         steps.append((operation, operand))
         value = apply(value, operation, operand)
     return steps
@@ -156,8 +178,8 @@ def render(template: Template, start: int, steps: list[tuple[str, int]], rng: ra
 
 
 def problem(rng: random.Random, template: Template, level: int) -> dict:
-    start = rng.randint(*template.start_range)
-    steps = _steps(rng, start, level)
+    start = rng.randint(*START_RANGE)
+    steps = _steps(rng, start, LEVEL_DESIGNS[level])
     answer = start
     for operation, operand in steps:
         answer = apply(answer, operation, operand)
