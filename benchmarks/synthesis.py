@@ -6,18 +6,22 @@ mean much):
 
 - raw decode tokens/s of the engine's copies (unconstrained samples from as many threads as copies,
   measured before and after the loop runs);
-- for the loop as it was (llama-cpp-python's own prefix match with the previous call on a copy) and with
-  stored prefix states (``regenesis.models.llama_prefix``): generated tokens/s, its ratio to the raw decode
-  speed (P1), prompt tokens processed per generated token, and the profile split of the copies' time:
-  prompt processing, decoding, sampling (with the grammar), the rest of the engine (chat template,
-  tokenizing, storing and loading prefix states), and the copies' idle time (DSPy, parsing, waiting).
+- for each loop of ``--loops``: generated tokens/s, its ratio to the raw decode speed (P1), prompt tokens
+  processed per generated token, and the profile split of the copies' time: prompt processing, decoding,
+  sampling (with the JSON constraint), the rest of the engine (chat template, tokenizing, storing and
+  loading prefix states), and the copies' idle time (DSPy, parsing, waiting). The loops:
+  ``prefix-match`` (llama-cpp-python's own prefix match with the previous call on a copy),
+  ``llama-grammar`` (stored prefix states, ``regenesis.models.llama_prefix``, with llama.cpp's own grammar
+  sampler as the JSON constraint, as the engine had it before xgrammar's masks) and ``prefix-states``
+  (the engine as it is: stored prefix states and xgrammar's masks).
 
     .venv/bin/python benchmarks/synthesis.py [--problems 1] [--generations 8] [--preset default]
-        [--num-threads 2] [--hint] [--out runs/bench-synthesis]
+        [--num-threads 2] [--hint] [--loops prefix-match,prefix-states] [--out runs/bench-synthesis]
 """
 
 import argparse
 import shutil
+import sys
 import threading
 import time
 from collections import Counter
@@ -84,10 +88,24 @@ class ProfiledEngine(TimedLlamaCppEngine):
 
 
 class PrefixMatchOnlyEngine(ProfiledEngine):
-    """The engine as it was: llama-cpp-python's prefix match with the previous call on the same copy."""
+    """The engine without stored prefix states: llama-cpp-python's prefix match with the previous call on the
+    same copy."""
 
     def _llama(self, **settings):
         return TimedLlama(**settings)
+
+
+class LlamaGrammarEngine(ProfiledEngine):
+    """The engine with llama.cpp's own grammar as the JSON constraint: llama-cpp-python turns the
+    ``response_format`` into a grammar that its sampler matches against every token of the vocabulary."""
+
+    def _constrained(self, llm, kwargs: dict) -> dict:
+        return kwargs
+
+
+LOOPS = {"prefix-match": ("prefix match only", PrefixMatchOnlyEngine),
+         "llama-grammar": ("llama.cpp grammar", LlamaGrammarEngine),
+         "prefix-states": ("prefix states", ProfiledEngine)}
 
 
 def profiled_lm(engine_class, max_tokens: int = 384) -> dspy.LM:
@@ -129,12 +147,18 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--num-threads", type=int, default=2)
     parser.add_argument("--hint", action="store_true", help="also run the hinted pass")
+    parser.add_argument("--loops", default="prefix-match,prefix-states",
+                        help=f"comma-separated, run in this order: {', '.join(LOOPS)}")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-synthesis"))
     args = parser.parse_args()
+    unknown = [name for name in args.loops.split(",") if name not in LOOPS]
+    if unknown:
+        print(f"--loops: unknown loop {unknown[0]!r} (known: {', '.join(LOOPS)})", file=sys.stderr)
+        raise SystemExit(2)
     examples = load_task("gsm8k-sample", split="train")[: args.problems]
     config = preset(args.preset, method="regenesis", num_threads=args.num_threads,
                     generations=args.generations or None, hint_pass=args.hint)
-    loops = {"prefix match only": profiled_lm(PrefixMatchOnlyEngine), "prefix states": profiled_lm(ProfiledEngine)}
+    loops = {LOOPS[name][0]: profiled_lm(LOOPS[name][1]) for name in args.loops.split(",")}
     raw_lm = profiled_lm(PrefixMatchOnlyEngine)  # its own counters, the same loaded copies as the first loop
     copies = raw_lm.engine.copy_count()
     print(f"regenesis bootstrap loop, embedded model, gsm8k-sample train, {args.problems} problems, preset "
@@ -147,14 +171,14 @@ def main():
     raw_rate = sum(raw) / len(raw)
     print(f"raw decode (after the loops):  {raw[1]:.1f} tok/s; mean {raw_rate:.1f} tok/s")
     print(f"{'engine':<18} {'gens':>5} {'kept':>5} {'wall s':>7} {'gen tok':>8} {'tok/s':>6} {'P1':>5} "
-          f"{'prompt tok':>10} {'prompt/gen':>10}")
+          f"{'prompt tok':>10} {'prompt/gen':>10} {'parse drops':>11}")
     for name, lm in loops.items():
         report, wall = results[name]
         engine = lm.engine
         generated = engine.completion_tokens
         print(f"{name:<18} {report['generations']:>5} {report['kept_rows']:>5} {wall:>7.1f} {generated:>8} "
               f"{generated / wall:>6.1f} {generated / wall / raw_rate:>5.2f} {engine.profile['prompt_tokens']:>10} "
-              f"{engine.profile['prompt_tokens'] / max(1, generated):>10.2f}")
+              f"{engine.profile['prompt_tokens'] / max(1, generated):>10.2f} {report['dropped'].get('parse', 0):>11}")
         print(f"  profile: {profile_split(engine, wall)}; prompt processing "
               f"{engine.profile['prompt_tokens'] / max(1e-9, engine.profile['prompt_s']):.0f} tok/s, decoding "
               f"{engine.profile['decoded_tokens'] / max(1e-9, engine.profile['decode_s']):.0f} tok/s per copy; "

@@ -1,8 +1,12 @@
-"""Every engine parses: a Hugging Face folder decodes under the JSON schema (xgrammar), servers that take
-structured output get it, and a tuned checkpoint answers `solve` and `synthesize` in a form that parses."""
+"""Every engine parses: the GGUF and a Hugging Face folder decode under the JSON schema (xgrammar), servers
+that take structured output get it, and a tuned checkpoint answers `solve` and `synthesize` in a form that
+parses."""
 
 import json
 from pathlib import Path
+from typing import Literal
+
+import jsonschema
 
 import dspy
 import pytest
@@ -11,7 +15,8 @@ import torch
 from regenesis.cli import main
 from regenesis.cli.solve import tuned_checkpoint
 from regenesis.finetune import dense_base, finetune
-from regenesis.models import ModelSpecError, RemoteLM, TransformersEngine, adapter_for, constrains_output, resolve_lm
+from regenesis.models import (ModelSpecError, RemoteLM, TransformersEngine, adapter_for, constrains_output, resolve_lm,
+                              sampling_lm)
 from tests.fake_server import FakeServer, fields_reply
 
 ROWS = Path(__file__).parent / "data" / "finetune-rows"
@@ -100,6 +105,83 @@ def test_a_tuned_checkpoint_is_told_by_its_finetune_json(tmp_path):
     assert tuned_checkpoint(str(ckpt)) == ckpt
     assert tuned_checkpoint(str(ckpt / "gguf" / "model-q8_0.gguf")) == ckpt
     assert tuned_checkpoint(None) is None and tuned_checkpoint("openai/gpt-4o-mini") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The llama.cpp engine: the embedded GGUF, held to the schema by xgrammar's token masks
+
+
+class Triage(dspy.Signature):
+    """Read the report and triage it."""
+
+    report: str = dspy.InputField()
+    urgent: bool = dspy.OutputField()
+    severity: Literal["low", "medium", "high"] = dspy.OutputField()
+    first_step: str = dspy.OutputField()
+    people_affected: int = dspy.OutputField()
+
+
+def _json_requests(lm) -> list[tuple[dict, str]]:
+    """(JSON schema sent, text returned) of each call in the LM's history."""
+    return [(entry["kwargs"]["response_format"].model_json_schema(), entry["outputs"][0]) for entry in lm.history]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("signature, inputs", [
+    (MathQA, {"question": QUESTIONS[1]}),
+    (Triage, {"report": "The bridge on Main Street has a crack; 40 cars cross it an hour."}),
+])
+def test_the_gguf_answers_every_schema_in_json_that_validates(signature, inputs):
+    lm = resolve_lm(None, cache=False, max_tokens=160)
+    with dspy.context(lm=lm, adapter=adapter_for(lm)):
+        prediction = dspy.Predict(signature)(**inputs)
+    assert set(prediction.keys()) == set(signature.output_fields)
+    for schema, text in _json_requests(lm):
+        jsonschema.validate(json.loads(text), schema)
+    # The same prompt without the constraint: SmolLM2 writes no JSON at all.
+    prompt = "\n\n".join(message["content"] for message in lm.history[-1]["messages"])
+    unconstrained = lm(prompt, max_tokens=48)[0]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(unconstrained)
+
+
+@pytest.mark.model
+def test_gguf_samples_under_the_schema_repeat_per_seed_and_differ_between_rollout_ids():
+    lm = resolve_lm(None, cache=False, max_tokens=96)
+
+    def sample(rollout_id: int | None) -> str:
+        model = lm if rollout_id is None else sampling_lm(lm, rollout_id)
+        with dspy.context(lm=model, adapter=adapter_for(model)):
+            dspy.Predict(MathQA)(question=QUESTIONS[0])
+        return model.history[-1]["outputs"][0]
+
+    first = [sample(i) for i in range(3)]
+    assert [sample(i) for i in range(3)] == first
+    assert len(set(first)) == 3 and all(json.loads(text) for text in first)
+    assert sample(None) == sample(None)  # temperature 0: greedy
+
+
+MATH_QA_SCHEMA = {"type": "object", "properties": {"reasoning": {"type": "string", "maxLength": 640},
+                                                    "answer": {"type": "number"}},
+                  "required": ["reasoning", "answer"], "additionalProperties": False}
+
+
+@pytest.mark.model
+def test_the_gguf_grammar_bounds_a_numbers_digits_as_llama_cpps_own_json_grammar_did():
+    import xgrammar
+
+    lm = resolve_lm(None)
+    with lm.engine.borrow() as llm:
+        grammar = lm.engine.schema_grammars(llm).compile(MATH_QA_SCHEMA)
+        tokenize = lambda text: llm.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
+
+    def accepts(text: str) -> bool:
+        matcher = xgrammar.GrammarMatcher(grammar)
+        return all(matcher.accept_token(token) for token in tokenize(text))
+
+    start = '{"reasoning": "3 + 4 = 7", "answer": '
+    assert accepts(start + "7." + "1" * 16) and accepts(start + "1" * 16 + "}")
+    assert not accepts(start + "7." + "1" * 17) and not accepts(start + "1" * 17)
 
 
 # ---------------------------------------------------------------------------------------------
