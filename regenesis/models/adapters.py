@@ -42,7 +42,7 @@ def adapter_for(lm: dspy.LM) -> dspy.Adapter:
 
     DSPy's JSONAdapter (as ``FinetuneJSONAdapter``, so the same adapter also writes the model's
     fine-tuning rows) where the model's output is held to the JSON schema it sends: in-process models
-    (a llama.cpp grammar, xgrammar for transformers, vLLM's structured output) and servers that take a
+    (xgrammar token masks for GGUF and transformers models, vLLM's structured output) and servers that take a
     JSON-schema ``response_format``; DSPy's default ChatAdapter elsewhere.
     """
     if constrains_output(lm):
