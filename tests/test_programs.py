@@ -159,3 +159,17 @@ def test_regenesis_runs_async_and_in_dspy_parallel():
     with dspy.context(lm=scripted(STEPS)):
         results = dspy.Parallel(num_threads=2)([(program, q) for q in questions])
     assert [r.answer for r in results] == ["10", "10"]
+
+
+def test_the_solve_steps_ask_for_complete_reasoning_that_ends_in_the_answer():
+    """A solve prompt that asks for short or brief work gets paths far shorter than the model's own
+    chain of thought (benchmarks/path_length.py), and thin paths make thin training rows."""
+    program = ReGenesis()
+    for step in (program.solve, program.structure, program.solve_with_hint, program.structure_with_hint):
+        wording = " ".join([step.signature.instructions, *(field.json_schema_extra["desc"]
+                            for name, field in step.signature.fields.items() if name != "answer")]).lower()
+        assert not {"short", "brief", "concise", "briefly"} & set(wording.replace(",", " ").replace(".", " ").split())
+    for step in (program.solve, program.solve_with_hint):
+        instructions = step.signature.instructions.lower()
+        reasoning = step.signature.output_fields["reasoning"].json_schema_extra["desc"]
+        assert "every step in full" in instructions and "ending in the final answer" in reasoning

@@ -37,7 +37,7 @@ class AdaptGuidelines(dspy.Signature):
 
 
 class BuildReasoningStructure(dspy.Signature):
-    """Turn the problem-specific guidelines into a reasoning structure: a short numbered plan whose steps
+    """Turn the problem-specific guidelines into a reasoning structure: a numbered plan whose steps
     say what to work out or check, in order, to reach the answer. Describe the steps; do not carry them
     out and do not give the answer."""
 
@@ -47,12 +47,14 @@ class BuildReasoningStructure(dspy.Signature):
 
 
 class SolveWithStructure(dspy.Signature):
-    """Solve the problem by following the reasoning structure one step at a time. Carry out each step and
-    write its result, then give the final answer alone."""
+    """Solve the problem by working through the reasoning structure in order. Write out every step in full:
+    the facts of the problem it uses, the calculation or deduction, and its result. Leave no step out,
+    and end the reasoning by stating the final answer it reaches; then give that answer alone."""
 
     problem: str = dspy.InputField()
     reasoning_structure: str = dspy.InputField()
-    reasoning: str = dspy.OutputField(desc="the worked steps of the plan, each with its result")
+    reasoning: str = dspy.OutputField(
+        desc="the complete step-by-step reasoning, every step worked out with its result, ending in the final answer")
     answer: str = dspy.OutputField(desc="the final answer only: a number, an option letter, yes/no, or a short phrase")
 
 
@@ -70,7 +72,7 @@ class AdaptGuidelinesWithHint(AdaptGuidelines):
 
 
 class BuildReasoningStructureWithHint(BuildReasoningStructure):
-    """Turn the problem-specific guidelines into a reasoning structure: a short numbered plan whose steps
+    """Turn the problem-specific guidelines into a reasoning structure: a numbered plan whose steps
     say what to work out or check, in order, to reach the answer. The correct answer is known: plan
     steps that would arrive at it, but do not carry them out and do not give the answer."""
 
@@ -78,9 +80,10 @@ class BuildReasoningStructureWithHint(BuildReasoningStructure):
 
 
 class SolveWithStructureAndHint(SolveWithStructure):
-    """Solve the problem by following the reasoning structure one step at a time. Carry out each step and
-    write its result, then give the final answer alone. The correct answer is known: reason so that each
-    step follows from the problem's facts and leads to it, and write as if you had found it yourself —
-    never refer to a given, expected or known answer."""
+    """Solve the problem by working through the reasoning structure in order. Write out every step in full:
+    the facts of the problem it uses, the calculation or deduction, and its result. Leave no step out,
+    and end the reasoning by stating the final answer it reaches; then give that answer alone. The
+    correct answer is known: reason so that each step follows from the problem's facts and leads to it,
+    and write as if you had found it yourself — never refer to a given, expected or known answer."""
 
     correct_answer: str = dspy.InputField(desc=_HINT_DESC)
