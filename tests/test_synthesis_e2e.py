@@ -17,7 +17,7 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="module")
 def problems():
-    return load_task("gsm8k-sample", split="train", limit=5)
+    return load_task("gsm8k-sample", split="train", limit=2)
 
 
 def check_rows(out, method):
@@ -33,13 +33,13 @@ def check_rows(out, method):
 
 
 @pytest.mark.parametrize("method", [name for name in METHOD_NAMES if name != "gold-sft"])
-def test_each_method_runs_end_to_end_on_five_gsm8k_problems(method, problems, tmp_path):
+def test_each_method_runs_end_to_end_on_two_gsm8k_problems(method, problems, tmp_path):
     config = SynthesisConfig(method=method, generations=1, regenesis=ReGenesisBudget(1, 0, 1), num_threads=2)
     lm = resolve_lm(None, max_tokens=128, cache=False)  # lmsi and cot ask the same prompts: no cache hits
     report = synthesize(lm, problems, tmp_path, config, progress=False)
-    assert (report["problems"], report["finished"], report["failed"]) == (5, 5, 0)
-    assert report["generations"] >= 5 and report["completion_tokens"] > 0
-    assert report["candidates"] + report["dropped"].get("parse", 0) >= 5
+    assert (report["problems"], report["finished"], report["failed"]) == (2, 2, 0)
+    assert report["generations"] >= 2 and report["completion_tokens"] > 0
+    assert report["candidates"] + report["dropped"].get("parse", 0) >= 2
     rows = check_rows(tmp_path, method)
     assert report["kept_rows"] == len(rows)
     records = [json.loads(line) for line in (tmp_path / "problems.jsonl").read_text().splitlines()]
@@ -48,9 +48,9 @@ def test_each_method_runs_end_to_end_on_five_gsm8k_problems(method, problems, tm
 
 def test_gold_sft_turns_the_gold_solutions_into_rows_without_a_model_call(problems, tmp_path):
     report = synthesize(resolve_lm(None), problems, tmp_path, SynthesisConfig(method="gold-sft"), progress=False)
-    assert (report["finished"], report["failed"], report["generations"]) == (5, 0, 0)
+    assert (report["finished"], report["failed"], report["generations"]) == (2, 0, 0)
     rows = check_rows(tmp_path, "gold-sft")
-    assert report["kept_rows"] == len(rows) >= 4 and all(row["meta"]["answer"] == row["meta"]["gold"] for row in rows)
+    assert report["kept_rows"] == len(rows) == 2 and all(row["meta"]["answer"] == row["meta"]["gold"] for row in rows)
 
 
 def test_synthesize_command_writes_a_training_set_and_resumes(tmp_path):
