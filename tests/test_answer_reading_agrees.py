@@ -9,9 +9,7 @@ by construction; these tests guard it on every labelled fixture path and every m
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,20 +19,13 @@ from regenesis.optimize.filters import final_answer
 from regenesis.optimize.filters.reading import logical_lines, states_answer
 from regenesis.tasks import IN_DOMAIN, OUT_OF_DOMAIN, TASKS, load_task
 from regenesis.tasks.example import Example
+from tests.benchmark_scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 BUNDLED = [name for name, spec in TASKS.items() if spec.bundled]
 EXAMPLES_PER_TASK = 40
 SHARED_EXAMPLES_PER_TASK = 15
-
-
-def load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 matcher_audit = load_benchmark("matcher_audit")

@@ -14,10 +14,8 @@ Record again, after a change meant to alter behaviour, with ``REGENESIS_RECORD_B
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from regenesis.tasks import load_task
 from regenesis.optimize.bootstrap import synthesize
 from regenesis.optimize.config import SynthesisConfig
 from regenesis.optimize.filters import FilterOptions, build_filters, check_path
+from tests.benchmark_scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOTS = ROOT / "tests" / "data" / "behaviour"
@@ -141,14 +140,6 @@ def fixture_rows() -> list[dict]:
     if not path.exists():
         pytest.skip(f"needs {path}")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_filters_and_metric_read_every_labelled_path_as_recorded():

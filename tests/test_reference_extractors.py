@@ -8,27 +8,13 @@ Skipped unless the ``audit`` extra is installed.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("lm_eval")
 pytest.importorskip("math_verify")
 
 from regenesis.tasks.example import Example  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
+from tests.benchmark_scripts import load_benchmark  # noqa: E402
 
 audit = load_benchmark("matcher_audit")
 references = audit.reference_extractors
