@@ -45,7 +45,8 @@ def weights_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.glob("*.safetensors")):
         digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())  # streamed: weights can be GBs
     return digest.hexdigest()[:16]
 
 
