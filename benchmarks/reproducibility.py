@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,7 @@ def raw_outputs(folder: Path) -> list[str]:
     return [f"{name} {item}: {text!r}" for (name, item), text in sorted(records.items(), key=str)]
 
 
+RUN_FOLDER = re.compile(r"`[^`]*?/(round-\d+/)")
 UNCOMPARED_SECTIONS = ("## Time per stage", "## Provenance")  # wall-clock times; paths and host
 
 
@@ -75,12 +77,8 @@ def report_tables(path: Path) -> list[str]:
 
 
 def artefacts(run: Path) -> dict[str, object]:
-    names = sorted({str(run), os.path.relpath(run, ROOT)}, key=len, reverse=True)  # the run's own folder
-    tables = []
-    for line in report_tables(run / "report.md"):
-        for name in names:
-            line = line.replace(name, "<run>")
-        tables.append(line)
+    # a path into the run's own folder, as it was given to the run, is no difference
+    tables = [RUN_FOLDER.sub(r"`<run>/\1", line) for line in report_tables(run / "report.md")]
     found: dict[str, object] = {"report tables": tables}
     for rows in sorted(run.glob("round-*/*/data/train.jsonl")):
         found[f"rows {rows.parent.parent.relative_to(run)}"] = canonical_rows(rows)
