@@ -5,16 +5,19 @@
 On the embedded model and the same problems, in one run:
 
 - ``eval``: the free chain of thought that ``eval`` gets (its prompt, greedy, ``--max-tokens``);
-- ``solve``: the ``reasoning`` of the four-step program, as synthesis samples it (temperature 0.8,
-  rollout ids 0..rollouts-1, ``--max-tokens``);
-- the solve step again on the same reasoning structures, each suspected cause removed in turn:
-  a larger token budget, the JSON strings unbounded (the engine's string bound lifted), and plain
-  step-by-step instructions in place of the solve step's own.
+- ``solve, plain-text path``: the ``reasoning`` of the four-step program as synthesis samples it
+  (temperature 0.8, rollout ids 0..rollouts-1, ``--max-tokens``): the solve step asked in plain text
+  (``PathAdapter``), as it is now;
+- the solve step again on the same reasoning structures, asked as it was before, for the JSON schema's
+  ``reasoning`` string (``JSONAdapter``), then with each suspected cause of its short reasoning removed
+  in turn: a larger token budget, the JSON strings unbounded (the engine's string bound lifted), and
+  plain step-by-step instructions in place of the solve step's own.
 
-Per variant it prints the token length of the reasoning (median, p25, p75), the share of paths that
-end before stating their answer, the share whose reasoning filled its string bound, and the correct
-answers; samples whose JSON did not parse (a string that never closed) are counted apart. Tokens are
-counted with the model's own tokenizer.
+Per variant it prints the token length of the reasoning (median, p25, p75), the share whose reasoning
+never reaches the answer it gives (its value nowhere in the reasoning; the plain-text path's own
+answer statement is not part of its reasoning), the share whose reasoning filled its string bound, and
+the correct answers; samples that did not parse (a JSON string that never closed, a plain-text path
+that states no answer) are counted apart. Tokens are counted with the model's own tokenizer.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ from regenesis.signatures.regenesis import SolveWithStructure
 from regenesis.tasks import load_task
 
 LARGE_BUDGET = 1024
+
+
+class JSONSolve(dspy.Predict):
+    """The solve step as it was asked before: its outputs one JSON object, ``reasoning`` a string in it."""
 
 
 class PlainSolve(SolveWithStructure):
@@ -132,7 +139,8 @@ def measure_eval(lm: dspy.LM, engine: MeteredEngine, examples) -> Variant:
 def measure_solve(variant: Variant, program: ReGenesis, solve: dspy.Predict, engine: MeteredEngine,
                   lm: dspy.LM, cases: list[tuple], solve_only: bool) -> None:
     """The reasoning of ``solve`` on each case (example, rollout id, plan); without ``solve_only`` the whole
-    program runs first and each case's plan is filled in for the other variants."""
+    program runs first and each case's plan is filled in for the other variants. A failed parse is a
+    JSON string that never closed or a plain-text path that states no answer."""
     adapter = adapter_for(lm)
     for case in cases:
         example, rollout, plan = case[:3]
@@ -145,12 +153,13 @@ def measure_solve(variant: Variant, program: ReGenesis, solve: dspy.Predict, eng
                 else:
                     solved = program(question=example.question)
                     case[2] = solved.reasoning_structure
-            except AdapterParseError:  # a string that never closed: the JSON ran out of tokens
+            except AdapterParseError:
                 variant.unparsed += 1
                 continue
-        request = engine.requests[-1]
         reasoning = str(solved.reasoning)
-        filled = request["retried"] or (request["bound"] is not None and len(reasoning) >= request["bound"])
+        request = engine.requests[-1] if isinstance(solve, JSONSolve) else None
+        filled = request is not None and (
+            request["retried"] or (request["bound"] is not None and len(reasoning) >= request["bound"]))
         variant.add(engine.token_count(reasoning), not states_answer(reasoning, solved.answer), filled,
                     bool(is_correct(program.path(reasoning, {"answer": solved.answer}), example)))
 
@@ -168,22 +177,25 @@ def run() -> None:
     unbounded = UnboundedEngine(bounded.path)
     budget = engine_lm(bounded, args.max_tokens)
     program = ReGenesis()
-    plain_solve = dspy.Predict(solve_signature(program.signature, PlainSolve))
+    json_solve = JSONSolve(program.solve.signature)
+    plain_solve = JSONSolve(solve_signature(program.signature, PlainSolve))
 
     cases = [[example, rollout, None] for example in examples for rollout in range(args.rollouts)]
     variants: list[tuple[Variant, Callable[[Variant], None]]] = [
-        (Variant(f"solve ({args.max_tokens} tokens)"),
+        (Variant("solve, plain-text path"),
          lambda v: measure_solve(v, program, program.solve, bounded, budget, cases, solve_only=False)),
-        (Variant(f"solve, {LARGE_BUDGET} tokens"),
-         lambda v: measure_solve(v, program, program.solve, bounded, engine_lm(bounded, LARGE_BUDGET), cases, True)),
-        (Variant("solve, strings unbounded"),
-         lambda v: measure_solve(v, program, program.solve, unbounded, engine_lm(unbounded, args.max_tokens),
+        (Variant(f"JSON solve ({args.max_tokens} tokens)"),
+         lambda v: measure_solve(v, program, json_solve, bounded, budget, cases, True)),
+        (Variant(f"JSON solve, {LARGE_BUDGET} tokens"),
+         lambda v: measure_solve(v, program, json_solve, bounded, engine_lm(bounded, LARGE_BUDGET), cases, True)),
+        (Variant("JSON solve, unbounded"),
+         lambda v: measure_solve(v, program, json_solve, unbounded, engine_lm(unbounded, args.max_tokens),
                                  cases, True)),
-        (Variant("solve, plain instructions"),
+        (Variant("JSON solve, plain words"),
          lambda v: measure_solve(v, program, plain_solve, bounded, budget, cases, True)),
     ]
     print(f"{args.task}: {len(examples)} problems, {args.rollouts} rollouts, max_tokens {args.max_tokens}")
-    print(f"{'variant':<26} {'n':>3} {'median':>7} {'p25':>5} {'p75':>5} {'no answer':>10} {'filled':>7} "
+    print(f"{'variant':<26} {'n':>3} {'median':>7} {'p25':>5} {'p75':>5} {'unreached':>10} {'filled':>7} "
           f"{'unparsed':>9} correct")
     print(measure_eval(budget, bounded, examples).line(), flush=True)
     for variant, measure in variants:

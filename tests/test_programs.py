@@ -1,6 +1,7 @@
 """ReGenesis and the baselines as DSPy modules, with scripted models."""
 
 import dspy
+import pytest
 from dspy.teleprompt.bootstrap_trace import bootstrap_trace_data
 from dspy.utils import DummyLM
 
@@ -173,3 +174,71 @@ def test_the_solve_steps_ask_for_complete_reasoning_that_ends_in_the_answer():
         instructions = step.signature.instructions.lower()
         reasoning = step.signature.output_fields["reasoning"].json_schema_extra["desc"]
         assert "every step in full" in instructions and "ending in the final answer" in reasoning
+
+
+# The path-writing steps ask in plain text where the program's adapter would hold the output to a JSON
+# schema: a small model closes a JSON reasoning string after a sentence (benchmarks/path_length.py).
+
+class ScriptedText(DummyLM):
+    """DummyLM whose plain-string answers are the model's text as it is; dict answers are formatted by its
+    adapter as usual."""
+
+    def _format_answer_fields(self, answer):
+        return answer if isinstance(answer, str) else super()._format_answer_fields(answer)
+
+
+JSON_STEPS = [{"selected": [3, 1]}, {"adapted_guidelines": "List the prices."},
+              {"reasoning_structure": "1. Price of one pen. 2. Price of five pens."}]
+FREE_PATH = ("Step 1: one pen costs 6 / 3 = 2 dollars.\nStep 2: five pens cost 5 * 2 = 10 dollars.\n"
+             "So the answer is 10.\nI hope this helps!")
+
+
+def test_under_a_json_adapter_the_solve_step_writes_a_plain_text_path():
+    from regenesis.prompting import STEP_BY_STEP
+
+    lm = ScriptedText([*JSON_STEPS, FREE_PATH], adapter=dspy.JSONAdapter())
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        prediction = ReGenesis()(question="If 3 pens cost 6 dollars, what do 5 pens cost?")
+    solve_request = lm.history[-1]
+    assert STEP_BY_STEP in solve_request["messages"][-1]["content"]
+    assert "response_format" not in solve_request["kwargs"]
+    assert "response_format" in lm.history[0]["kwargs"] or "json" in lm.history[0]["messages"][0]["content"].lower()
+    assert prediction.reasoning == "Step 1: one pen costs 6 / 3 = 2 dollars.\nStep 2: five pens cost 5 * 2 = 10 dollars."
+    assert prediction.answer == "10"
+    assert prediction.path.endswith("= 10 dollars.\nThe answer is 10.")
+
+
+def test_a_plain_text_path_states_every_output_and_is_read_back_typed():
+    from dspy.utils.exceptions import AdapterParseError
+
+    from regenesis.models.adapters import PathAdapter
+    from regenesis.programs.path import reasoning_first
+
+    class Quote(dspy.Signature):
+        """Price an order."""
+
+        order: str = dspy.InputField()
+        stock: str = dspy.InputField(desc="what the shop has")
+        unit_price: float = dspy.OutputField()
+        total: int = dspy.OutputField()
+
+    signature, adapter = reasoning_first(Quote), PathAdapter()
+    request = adapter.format(signature, [], {"order": "5 pens", "stock": "pens at 2 dollars"})[-1]["content"]
+    assert request.startswith("Order:\n5 pens\n\nStock:\npens at 2 dollars") and "'unit_price: ...'" in request
+    read = adapter.parse(signature, "Each pen is 2 dollars.\nunit_price: 2.0\nThus, the final answer is 10.")
+    assert read == {"reasoning": "Each pen is 2 dollars.", "unit_price": 2.0, "total": 10}
+    written = adapter.format_assistant_message_content(signature, read)
+    assert written == "Each pen is 2 dollars.\nunit_price: 2.0\nThe answer is 10." and adapter.parse(signature, written) == read
+    for unread in ("Each pen is 2 dollars, so 10 in all.", "unit_price: 2.0\nThe answer is ten.",
+                   "The answer is 10."):  # no answer; an answer that is no int; no unit_price line
+        with pytest.raises(AdapterParseError):
+            adapter.parse(signature, unread)
+
+
+def test_only_a_json_adapter_gives_way_to_the_plain_text_path():
+    from regenesis.models import FinetuneJSONAdapter
+    from regenesis.models.adapters import PathAdapter, path_adapter
+
+    chat = dspy.ChatAdapter()
+    assert isinstance(path_adapter(FinetuneJSONAdapter()), PathAdapter) and path_adapter(chat) is chat
+    assert path_adapter(None) is None

@@ -2,16 +2,18 @@
 
 import dspy
 
-from regenesis.prompting import answer_line
+from regenesis.programs.path import PathPredict, reasoning_first
+from regenesis.prompting import answer_field, path_text
 from regenesis.signatures.answer import AnswerQuestion
 
 
 class ChainOfThoughtSolver(dspy.Module):
-    """``dspy.ChainOfThought`` on ``AnswerQuestion``, with the training text on the prediction as ``path``."""
+    """Chain of thought on ``AnswerQuestion`` (a reasoning path, then the answer), with the training text on
+    the prediction as ``path``."""
 
     def __init__(self, signature: type[dspy.Signature] = AnswerQuestion):
         super().__init__()
-        self.solve = dspy.ChainOfThought(signature)
+        self.solve = PathPredict(reasoning_first(signature))
 
     def forward(self, **inputs):
         prediction = self.solve(**inputs)
@@ -19,6 +21,8 @@ class ChainOfThoughtSolver(dspy.Module):
 
 
 def with_path(prediction: dspy.Prediction) -> dspy.Prediction:
-    """Add ``path``: the reasoning followed by the final-answer line, the text a training row holds."""
-    prediction.path = f"{str(prediction.reasoning).strip()}\n{answer_line(prediction.answer)}"
+    """Set ``path`` on a predictor's prediction: the reasoning followed by the other outputs, the
+    final-answer line last, the text a training row holds."""
+    outputs = {name: value for name, value in prediction.items() if name not in ("reasoning", "path")}
+    prediction.path = path_text(prediction.reasoning, outputs, answer_field(outputs))
     return prediction

@@ -9,7 +9,8 @@ import dspy
 from dspy.signatures.signature import ensure_signature
 
 from regenesis.guidelines import Guideline, as_text, load_guidelines, numbered
-from regenesis.prompting import answer_line
+from regenesis.programs.path import PathPredict
+from regenesis.prompting import answer_field, path_text
 from regenesis.signatures.answer import AnswerQuestion
 from regenesis.signatures.regenesis import (
     AdaptGuidelines,
@@ -54,10 +55,10 @@ class ReGenesis(dspy.Module):
         self.select = dspy.Predict(select_from(len(self.guidelines)))
         self.adapt = dspy.Predict(AdaptGuidelines)
         self.structure = dspy.Predict(BuildReasoningStructure)
-        self.solve = dspy.Predict(solve_signature(self.signature, SolveWithStructure))
+        self.solve = PathPredict(solve_signature(self.signature, SolveWithStructure))
         self.adapt_with_hint = dspy.Predict(AdaptGuidelinesWithHint)
         self.structure_with_hint = dspy.Predict(BuildReasoningStructureWithHint)
-        self.solve_with_hint = dspy.Predict(solve_signature(self.signature, SolveWithStructureAndHint))
+        self.solve_with_hint = PathPredict(solve_signature(self.signature, SolveWithStructureAndHint))
 
     def problem_text(self, inputs: dict) -> str:
         names = list(self.signature.input_fields)
@@ -80,11 +81,6 @@ class ReGenesis(dspy.Module):
         lm = dspy.settings.lm
         rollout_id = lm.kwargs.get("rollout_id") if lm is not None else None
         return random.Random(f"{problem}\n{rollout_id}").randrange(len(self.guidelines))
-
-    def answer_field(self) -> str:
-        """The output field a path's final line states: ``answer`` if the signature has one, else its last."""
-        names = list(self.signature.output_fields)
-        return "answer" if "answer" in names else names[-1]
 
     def steps(self, correct_answer: str | None) -> tuple[dict, tuple[dspy.Predict, dspy.Predict, dspy.Predict]]:
         """The hint to pass on, and the adapt, structure and solve predictors that take it."""
@@ -133,6 +129,4 @@ class ReGenesis(dspy.Module):
     def path(self, reasoning: str, outputs: dict) -> str:
         """The training text: the reasoning, then every output field, the answer field last as the
         final-answer line (``name: value`` lines for the others)."""
-        answer = self.answer_field()
-        others = [f"{name}: {value}" for name, value in outputs.items() if name != answer]
-        return "\n".join([str(reasoning).strip(), *others, answer_line(outputs[answer])])
+        return path_text(reasoning, outputs, answer_field(self.signature.output_fields))

@@ -8,6 +8,7 @@ import dspy
 
 from regenesis.guidelines import Guideline, as_text, load_guidelines, numbered
 from regenesis.programs.chain_of_thought import with_path
+from regenesis.programs.path import PathPredict
 from regenesis.signatures.regenesis import AdaptGuidelines, SolveWithStructure, select_from
 from regenesis.signatures.self_discover import ImplementReasoningPlan
 
@@ -22,7 +23,7 @@ class SelfDiscover(dspy.Module):
         self.select = dspy.Predict(select_from(len(self.guidelines)))
         self.adapt = dspy.Predict(AdaptGuidelines)
         self.implement = dspy.Predict(ImplementReasoningPlan)
-        self.solve = dspy.Predict(SolveWithStructure)
+        self.solve = PathPredict(SolveWithStructure)
 
     def discover(self, task_questions: Sequence[str]) -> dspy.Prediction:
         examples = "\n\n".join(f"Problem {i}: {q}" for i, q in enumerate(task_questions, start=1))

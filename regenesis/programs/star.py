@@ -8,6 +8,7 @@ from importlib import resources
 import dspy
 
 from regenesis.programs.chain_of_thought import with_path
+from regenesis.programs.path import PathPredict, reasoning_first
 from regenesis.signatures.answer import AnswerQuestion
 from regenesis.signatures.star import RationalizeAnswer
 
@@ -24,16 +25,14 @@ class STaR(dspy.Module):
     def __init__(self, exemplars: list[dspy.Example] | None = None):
         super().__init__()
         exemplars = exemplars if exemplars is not None else load_exemplars()
-        self.generate = dspy.ChainOfThought(AnswerQuestion)
-        self.generate.predict.demos = list(exemplars)
-        self.rationalize = dspy.ChainOfThought(RationalizeAnswer)
-        self.rationalize.predict.demos = [e.copy(correct_answer=e.answer) for e in exemplars]
+        self.generate = PathPredict(reasoning_first(AnswerQuestion))
+        self.generate.demos = list(exemplars)
+        self.rationalize = PathPredict(reasoning_first(RationalizeAnswer))
+        self.rationalize.demos = [e.copy(correct_answer=e.answer) for e in exemplars]
 
     def forward(self, question: str, correct_answer: str | None = None):
-        if correct_answer is None:
-            prediction = self.generate(question=question)
-        else:
-            prediction = self.rationalize(question=question, correct_answer=str(correct_answer))
-        prediction = with_path(prediction)
+        step = self.generate if correct_answer is None else self.rationalize
+        hint = {} if correct_answer is None else {"correct_answer": str(correct_answer)}
+        prediction = with_path(step(question=question, **hint))
         prediction.hinted = correct_answer is not None
         return prediction

@@ -49,7 +49,7 @@ class BuildReasoningStructure(dspy.Signature):
 class SolveWithStructure(dspy.Signature):
     """Solve the problem by working through the reasoning structure in order. Write out every step in full:
     the facts of the problem it uses, the calculation or deduction, and its result. Leave no step out,
-    and end the reasoning by stating the final answer it reaches; then give that answer alone."""
+    and finish with the final answer the steps reach."""
 
     problem: str = dspy.InputField()
     reasoning_structure: str = dspy.InputField()
@@ -82,8 +82,7 @@ class BuildReasoningStructureWithHint(BuildReasoningStructure):
 class SolveWithStructureAndHint(SolveWithStructure):
     """Solve the problem by working through the reasoning structure in order. Write out every step in full:
     the facts of the problem it uses, the calculation or deduction, and its result. Leave no step out,
-    and end the reasoning by stating the final answer it reaches; then give that answer alone. The
-    correct answer is known: reason so that each step follows from the problem's facts and leads to it,
+    and finish with the final answer the steps reach. The correct answer is known: reason so that each step follows from the problem's facts and leads to it,
     and write as if you had found it yourself — never refer to a given, expected or known answer."""
 
     correct_answer: str = dspy.InputField(desc=_HINT_DESC)
