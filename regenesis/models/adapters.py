@@ -134,7 +134,7 @@ class PathAdapter(dspy.Adapter):
         if not spans:
             raise self._unparsed(signature, completion, "the path states no final answer ('The answer is ...')")
         markers = list(ANSWER_MARKER.finditer(completion))
-        reasoning = _LEAD_IN.sub("", completion[:markers[-1].start()]) if markers else completion
+        reasoning = _without_lead_in(completion[:markers[-1].start()]) if markers else completion
         lines = reasoning.splitlines()
         fields: dict[str, Any] = {answer: first_sentence(spans[0]).strip()}
         for name in names:
@@ -166,6 +166,12 @@ def _outputs(signature: type[dspy.Signature]) -> list[str]:
 
 # What is left of "So the answer is 4." once the answer statement is cut off.
 _LEAD_IN = re.compile(r"(?:\b(?:so|thus|therefore|hence)\b[\s,]*)?(?:\b(?:the|my|our)\b)?[\s,]*$", re.IGNORECASE)
+
+
+def _without_lead_in(text: str) -> str:
+    """``text`` without its dangling lead-in, looked for in the last 40 characters only (a pattern anchored
+    at the end is quadratic in a long run of blanks)."""
+    return (text[:-40] + _LEAD_IN.sub("", text[-40:])).rstrip(" \t,;:")
 
 
 def _title(name: str) -> str:
