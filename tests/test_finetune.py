@@ -1,6 +1,7 @@
 """The distillation stage: bad input refused before training, the real embedded model fine-tuned for a few
 steps (loss falls, the checkpoint answers as a model spec), resume after an interruption, the DSPy provider."""
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -17,8 +18,8 @@ from regenesis.finetune.base import load_tokenizer
 from regenesis.finetune.chat_template import training_template, without_generation_markers
 from regenesis.finetune.data import load_rows
 from regenesis.models import TransformersEngine, resolve_lm
+from tests.finetune_rows import ROWS, TINY_FINETUNE_STEPS, shortest_lines, write_rows
 
-ROWS = Path(__file__).parent / "data" / "finetune-rows"
 TINY = {"max_length": 256, "batch_size": 2, "lr": 1e-4}
 
 
@@ -32,15 +33,8 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def write_rows(folder: Path, lines: list[str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "train.jsonl").write_text("".join(line + "\n" for line in lines))
-    return folder
-
-
 def shortest_rows(tmp_path: Path, n: int) -> Path:
-    lines = (ROWS / "train.jsonl").read_text().splitlines()
-    return write_rows(tmp_path / "rows", sorted(lines, key=len)[:n])
+    return write_rows(tmp_path / "rows", shortest_lines(n))
 
 
 def losses(ckpt: Path) -> list[float]:
@@ -144,11 +138,10 @@ def test_export_without_the_installed_converter_names_the_make_target(tmp_path, 
 
 
 @pytest.mark.model
-def test_a_checkpoint_exports_to_gguf_with_the_installed_converter_and_answers(tmp_path, monkeypatch):
+def test_a_checkpoint_exports_to_gguf_with_the_installed_converter_and_answers(tiny_finetune, monkeypatch):
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # nothing may come from a package index at run time
-    ckpt = finetune(shortest_rows(tmp_path, 2), None, tmp_path / "ckpt", max_steps=1, **TINY)
-    gguf = export_gguf(ckpt, "q8_0")
-    assert gguf == ckpt / "gguf" / "model-q8_0.gguf"
+    gguf = export_gguf(tiny_finetune, "q8_0")
+    assert gguf == tiny_finetune / "gguf" / "model-q8_0.gguf"
     assert resolve_lm(str(gguf), max_tokens=16)("Say hello.")[0].strip()
 
 
@@ -195,39 +188,20 @@ def test_a_max_length_shorter_than_the_rows_says_how_many_would_be_cut(tmp_path)
 # Real fine-tuning of the embedded model (a few steps on two rows)
 
 
-def dspy_rows(synthesized: list[list[dict]]) -> list[str]:
-    """The same problems as DSPy's BootstrapFinetune writes them: ChatAdapter turns of ``question -> answer``."""
-    signature = dspy.ChainOfThought("question -> answer").predict.signature
-    rows = []
-    for user, assistant in synthesized:
-        question = user["content"].split("\n\n", 1)[1]
-        reasoning, answer_line = assistant["content"].rsplit("\n", 1)
-        answer = answer_line.removeprefix("The answer is ").rstrip(".")
-        rows.append(json.dumps(dspy.ChatAdapter().format_finetune_data(
-            signature=signature, demos=[], inputs={"question": question},
-            outputs={"reasoning": reasoning, "answer": answer})))
-    return rows
-
-
 @pytest.mark.model
-def test_fine_tuning_lowers_the_loss_and_the_checkpoint_answers_through_dspy(tmp_path):
-    # Two problems, each as `regenesis synthesize` writes it and as DSPy does; one batch holds all four
-    # rows, so each step's loss is the training loss on those same rows.
-    synthesized = load_rows(shortest_rows(tmp_path, 2)).messages
-    lines = (tmp_path / "rows" / "train.jsonl").read_text().splitlines() + dspy_rows(synthesized)
-    data = write_rows(tmp_path / "mixed", lines)
-    ckpt = finetune(data, None, tmp_path / "ckpt", max_steps=3, **{**TINY, "max_length": 512, "batch_size": 4})
+def test_fine_tuning_lowers_the_loss_and_the_checkpoint_answers_through_dspy(tiny_finetune):
+    # The session's shared run: one problem as `regenesis synthesize` writes it and as DSPy does, in one batch.
+    steps = losses(tiny_finetune)
+    assert len(steps) == TINY_FINETUNE_STEPS and steps[-1] < steps[0]
+    record = json.loads((tiny_finetune / "finetune.json").read_text())
+    assert record["result"]["steps"] == TINY_FINETUNE_STEPS and record["result"]["tokens_per_second"] > 0
+    assert not (tiny_finetune / "checkpoints").exists()
+    tokenizer_config = json.loads((tiny_finetune / "tokenizer_config.json").read_text())
+    assert tokenizer_config["tokenizer_class"] == "PreTrainedTokenizerFast"
 
-    steps = losses(ckpt)
-    assert len(steps) == 3 and steps[-1] < steps[0]
-    record = json.loads((ckpt / "finetune.json").read_text())
-    assert record["result"]["steps"] == 3 and record["result"]["tokens_per_second"] > 0
-    assert not (ckpt / "checkpoints").exists()
-    assert json.loads((ckpt / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
-
-    lm = resolve_lm(str(ckpt), max_tokens=128)
+    lm = resolve_lm(str(tiny_finetune), max_tokens=128)
     assert isinstance(lm.engine, TransformersEngine)
-    question = synthesized[0][0]["content"].split("\n\n", 1)[1]
+    question = json.loads(shortest_lines(1)[0])["messages"][0]["content"].split("\n\n", 1)[1]
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
         prediction = dspy.ChainOfThought("question -> answer")(question=question)
     assert prediction.answer.strip() and prediction.reasoning.strip()
@@ -238,18 +212,42 @@ class InterruptAfterFirstCheckpoint(TrainerCallback):
         raise KeyboardInterrupt
 
 
-@pytest.mark.model
-def test_an_interrupted_lora_run_resumes_from_its_last_checkpoint(tmp_path):
-    data, out = shortest_rows(tmp_path, 2), tmp_path / "ckpt"
+@pytest.fixture(scope="module")
+def resumed_lora_run(tmp_path_factory) -> tuple[Path, dict[str, bool]]:
+    """A LoRA run interrupted at its first checkpoint, what that left on disk, then resumed to the end while
+    reporting to TensorBoard (the tracker is not part of a run's identity, so the resume accepts it)."""
+    folder = tmp_path_factory.mktemp("lora")
+    data, out = shortest_rows(folder, 2), folder / "ckpt"
     with pytest.raises(KeyboardInterrupt):
         finetune(data, None, out, lora=True, max_steps=2, save_steps=1, callbacks=(InterruptAfterFirstCheckpoint(),),
                  **TINY)
-    assert (out / "checkpoints" / "checkpoint-1").is_dir() and not (out / "config.json").exists()
+    left = {"checkpoint-1": (out / "checkpoints" / "checkpoint-1").is_dir(),
+            "config.json": (out / "config.json").exists()}
+    report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
+    finetune(data, None, out, lora=True, max_steps=2, save_steps=1, resume=True, report_to=report_to, **TINY)
+    return out, left
 
-    finetune(data, None, out, lora=True, max_steps=2, save_steps=1, resume=True, **TINY)
+
+@pytest.mark.model
+def test_an_interrupted_lora_run_resumes_from_its_last_checkpoint(resumed_lora_run):
+    out, left = resumed_lora_run
+    assert left == {"checkpoint-1": True, "config.json": False}
     assert len(losses(out)) == 2 and (out / "config.json").is_file()
     assert not list(out.glob("adapter_*"))  # merged: a plain model folder
+    data = out.parent / "rows"
     assert finetune(data, None, out, lora=True, max_steps=2, save_steps=1, resume=True, **TINY) == out  # no work
+    assert len(losses(out)) == 2
+
+
+@pytest.mark.model
+def test_a_resumed_run_logs_each_step_once_and_may_switch_on_tensorboard(resumed_lora_run):
+    pytest.importorskip("tensorboard")
+    out, _ = resumed_lora_run
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2] and all("learning_rate" in entry for entry in log)
+    assert (out / "training_curve.png").is_file()
+    assert len(list((out / "runs").rglob("events.out.tfevents.*"))) == 1  # the resumed session's
+    assert json.loads((out / "finetune.json").read_text())["report_to"] == "tensorboard"
 
 
 @pytest.mark.model
@@ -286,23 +284,3 @@ def test_a_short_bf16_run_on_cuda(tmp_path):
     assert record["device"] == "cuda"
     assert record["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
     assert losses(ckpt)[-1] < losses(ckpt)[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# Runs you can watch (issue 20): the per-step log across a resume; the tracker is not part of a run's identity
-
-
-@pytest.mark.model
-def test_a_resumed_run_logs_each_step_once_and_may_switch_on_tensorboard(tmp_path):
-    pytest.importorskip("tensorboard")
-    data, out = shortest_rows(tmp_path, 2), tmp_path / "ckpt"
-    with pytest.raises(KeyboardInterrupt):
-        finetune(data, None, out, lora=True, max_steps=2, save_steps=1, callbacks=(InterruptAfterFirstCheckpoint(),),
-                 **TINY)
-    finetune(data, None, out, lora=True, max_steps=2, save_steps=1, resume=True, report_to="tensorboard", **TINY)
-
-    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in log] == [1, 2] and all("learning_rate" in entry for entry in log)
-    assert (out / "training_curve.png").is_file()
-    assert len(list((out / "runs").rglob("events.out.tfevents.*"))) == 1  # the resumed session's
-    assert json.loads((out / "finetune.json").read_text())["report_to"] == "tensorboard"

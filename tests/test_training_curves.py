@@ -1,12 +1,12 @@
 """Runs you can watch: every fine-tuning run writes its loss and learning rate per logged step and a PNG
-curve to the checkpoint; `--report-to tensorboard` writes TensorBoard event files there, and nothing else."""
+curve to the checkpoint; `--report-to tensorboard` writes TensorBoard event files there, and nothing else.
+The run inspected is the session's one short real fine-tune through the command line (``tiny_finetune``)."""
 
 import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from regenesis.cli import main
@@ -14,31 +14,9 @@ from regenesis.errors import BadInput
 from regenesis.experiment import ExperimentConfig
 from regenesis.finetune import FinetuneConfig
 from regenesis.finetune.curves import curves_chart, read_training_log
+from tests.finetune_rows import ROWS, TINY_FINETUNE_STEPS
 
-ROWS = Path(__file__).parent / "data" / "finetune-rows"
 EXAMPLES = Path(__file__).parent.parent / "examples"
-STEPS = 3
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """One short real run of the embedded model through the command line, reporting to TensorBoard where
-    it is installed (the log and the curve are written either way)."""
-    report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two threads on a small shared machine spin against each other
-    folder = tmp_path_factory.mktemp("curves")
-    lines = sorted((ROWS / "train.jsonl").read_text().splitlines(), key=len)[:2]
-    (folder / "train.jsonl").write_text("".join(line + "\n" for line in lines))
-    ckpt = folder / "ckpt"
-    try:
-        code = main(["finetune", "--data", str(folder), "--out", str(ckpt), "--max-steps", str(STEPS),
-                     "--batch-size", "2", "--max-length", "256", "--lr", "1e-4", "--report-to", report_to])
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0
-    return ckpt
-
 
 def event_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar in the TensorBoard event files under ``folder``: tag -> [(step, value)]."""
@@ -54,19 +32,19 @@ def event_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 @pytest.mark.model
-def test_the_log_holds_one_entry_per_logged_step_with_loss_and_learning_rate(tiny_run):
-    steps = read_training_log(tiny_run)
-    assert [entry["step"] for entry in steps] == list(range(1, STEPS + 1))
+def test_the_log_holds_one_entry_per_logged_step_with_loss_and_learning_rate(tiny_finetune):
+    steps = read_training_log(tiny_finetune)
+    assert [entry["step"] for entry in steps] == list(range(1, TINY_FINETUNE_STEPS + 1))
     assert all(entry["loss"] > 0 and entry["learning_rate"] > 0 for entry in steps)
     # the linear schedule decays from the set rate towards zero
     assert steps[0]["learning_rate"] <= 1e-4 and steps[-1]["learning_rate"] < steps[0]["learning_rate"]
-    result = json.loads((tiny_run / "finetune.json").read_text())["result"]
+    result = json.loads((tiny_finetune / "finetune.json").read_text())["result"]
     assert (result["first_loss"], result["final_loss"]) == (steps[0]["loss"], steps[-1]["loss"])
 
 
 @pytest.mark.model
-def test_the_curve_beside_the_log_is_a_png_with_something_drawn(tiny_run):
-    path = tiny_run / "training_curve.png"
+def test_the_curve_beside_the_log_is_a_png_with_something_drawn(tiny_finetune):
+    path = tiny_finetune / "training_curve.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as image:
         image.verify()
@@ -74,24 +52,24 @@ def test_the_curve_beside_the_log_is_a_png_with_something_drawn(tiny_run):
         assert image.format == "PNG" and image.height > 300
         colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
     assert len(colours) > 50  # two panels of axes, ticks and lines, not a blank canvas
-    assert not list(tiny_run.glob(".*.tmp"))
+    assert not list(tiny_finetune.glob(".*.tmp"))
 
 
 @pytest.mark.model
-def test_report_to_tensorboard_writes_event_files_in_the_checkpoint(tiny_run):
+def test_report_to_tensorboard_writes_event_files_in_the_checkpoint(tiny_finetune):
     pytest.importorskip("tensorboard")
-    assert not (tiny_run / "checkpoints").exists()  # the event files left it before it was removed
-    scalars = event_scalars(tiny_run / "runs")
-    steps = read_training_log(tiny_run)
+    assert not (tiny_finetune / "checkpoints").exists()  # the event files left it before it was removed
+    scalars = event_scalars(tiny_finetune / "runs")
+    steps = read_training_log(tiny_finetune)
     for tag, key in (("train/loss", "loss"), ("train/learning_rate", "learning_rate")):
         assert [step for step, _ in scalars[tag]] == [entry["step"] for entry in steps]
         assert [value for _, value in scalars[tag]] == pytest.approx([entry[key] for entry in steps], rel=1e-6)
-    assert json.loads((tiny_run / "finetune.json").read_text())["report_to"] == "tensorboard"
+    assert json.loads((tiny_finetune / "finetune.json").read_text())["report_to"] == "tensorboard"
 
 
 @pytest.mark.model
-def test_runs_side_by_side_get_one_column_each(tiny_run, tmp_path):
-    steps = read_training_log(tiny_run)
+def test_runs_side_by_side_get_one_column_each(tiny_finetune, tmp_path):
+    steps = read_training_log(tiny_finetune)
     one = curves_chart({"regenesis": steps}, tmp_path / "one.png")
     two = curves_chart({"regenesis": steps, "star": steps[:2]}, tmp_path / "two.png")
     with Image.open(one) as single, Image.open(two) as double:
