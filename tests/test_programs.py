@@ -208,37 +208,41 @@ def test_under_a_json_adapter_the_solve_step_writes_a_plain_text_path():
     assert prediction.path.endswith("= 10 dollars.\nThe answer is 10.")
 
 
-def test_a_plain_text_path_states_every_output_and_is_read_back_typed():
+def test_a_plain_text_path_is_read_back_as_the_metric_reads_it():
     from dspy.utils.exceptions import AdapterParseError
 
     from regenesis.models.adapters import PathAdapter
     from regenesis.programs.path import reasoning_first
 
-    class Quote(dspy.Signature):
-        """Price an order."""
+    class Advise(dspy.Signature):
+        """Advise on an order."""
 
         order: str = dspy.InputField()
         stock: str = dspy.InputField(desc="what the shop has")
-        unit_price: float = dspy.OutputField()
-        total: int = dspy.OutputField()
+        advice: str = dspy.OutputField()
 
-    signature, adapter = reasoning_first(Quote), PathAdapter()
-    request = adapter.format(signature, [], {"order": "5 pens", "stock": "pens at 2 dollars"})[-1]["content"]
-    assert request.startswith("Order:\n5 pens\n\nStock:\npens at 2 dollars") and "'unit_price: ...'" in request
-    read = adapter.parse(signature, "Each pen is 2 dollars.\nunit_price: 2.0\nThus, the final answer is 10.")
-    assert read == {"reasoning": "Each pen is 2 dollars.", "unit_price": 2.0, "total": 10}
+    signature, adapter = reasoning_first(Advise), PathAdapter()
+    messages = adapter.format(signature, [], {"order": "5 pens", "stock": "pens at 2 dollars"})
+    assert "- stock: what the shop has" in messages[0]["content"]
+    assert messages[-1]["content"].startswith("Order:\n5 pens\n\nStock:\npens at 2 dollars\n\nThink step by step.")
+    read = adapter.parse(signature, "Each pen is 2 dollars, 5 pens are 10.\nThus, the final answer is buy them. Bye.")
+    assert read == {"reasoning": "Each pen is 2 dollars, 5 pens are 10.", "advice": "buy them"}
     written = adapter.format_assistant_message_content(signature, read)
-    assert written == "Each pen is 2 dollars.\nunit_price: 2.0\nThe answer is 10." and adapter.parse(signature, written) == read
-    for unread in ("Each pen is 2 dollars, so 10 in all.", "unit_price: 2.0\nThe answer is ten.",
-                   "The answer is 10."):  # no answer; an answer that is no int; no unit_price line
-        with pytest.raises(AdapterParseError):
-            adapter.parse(signature, unread)
+    assert written == "Each pen is 2 dollars, 5 pens are 10.\nThe answer is buy them." and adapter.parse(signature, written) == read
+    with pytest.raises(AdapterParseError):
+        adapter.parse(signature, "Each pen is 2 dollars, so 10 in all.")
 
 
-def test_only_a_json_adapter_gives_way_to_the_plain_text_path():
+def test_only_a_json_adapter_and_a_free_text_answer_give_way_to_the_plain_text_path():
+    """Typed or several outputs keep the schema: in plain text the embedded model wrote no readable
+    two-output path."""
     from regenesis.models import FinetuneJSONAdapter
     from regenesis.models.adapters import PathAdapter, path_adapter
+    from regenesis.programs.path import reasoning_first
 
-    chat = dspy.ChatAdapter()
-    assert isinstance(path_adapter(FinetuneJSONAdapter()), PathAdapter) and path_adapter(chat) is chat
-    assert path_adapter(None) is None
+    chat, json_adapter = dspy.ChatAdapter(), FinetuneJSONAdapter()
+    text_answer = reasoning_first("question -> answer")
+    assert isinstance(path_adapter(json_adapter, text_answer), PathAdapter)
+    assert path_adapter(chat, text_answer) is chat and path_adapter(None, text_answer) is None
+    for structured in ("question -> answer: int", "question -> unit_price, answer"):
+        assert path_adapter(json_adapter, reasoning_first(structured)) is json_adapter

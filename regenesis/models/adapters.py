@@ -11,7 +11,7 @@ runs under into one that can write its own rows.
 model closes the reasoning string after a sentence or two (the embedded model's ReGenesis solve step:
 median 11 tokens of reasoning, against 158 for its free chain of thought on the same problems,
 ``benchmarks/path_length.py``); asked in plain text, the way ``eval`` asks, it reasons at its own length.
-``path_adapter`` gives it in place of a JSON adapter and keeps any other.
+``path_adapter`` gives it in place of a JSON adapter where the answer is free text, and keeps any other.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import re
 from typing import Any
 
 import dspy
-from dspy.adapters.utils import parse_value
 from dspy.utils.exceptions import AdapterParseError
 
 from regenesis.answers import ANSWER_MARKER, final_answer_spans, first_sentence
@@ -66,21 +65,30 @@ def constrains_output(lm: dspy.BaseLM) -> bool:
     return is_in_process(lm) or (isinstance(lm, RemoteLM) and lm.supports_response_schema)
 
 
-def path_adapter(adapter: dspy.Adapter | None) -> dspy.Adapter | None:
+def path_adapter(adapter: dspy.Adapter | None, signature: type[dspy.Signature]) -> dspy.Adapter | None:
     """The adapter a path-writing step runs under: ``PathAdapter`` where ``adapter`` would hold the output to
-    a JSON schema, ``adapter`` itself otherwise (DSPy's ChatAdapter already leaves each field free text)."""
-    return PathAdapter() if isinstance(adapter, dspy.JSONAdapter) else adapter
+    a JSON schema and the path states one free-text answer; ``adapter`` itself otherwise. DSPy's ChatAdapter
+    already leaves each field free text, and typed or several outputs need the schema a small model keeps
+    to (in plain text the embedded model wrote no readable two-output path in 6 samples)."""
+    if isinstance(adapter, dspy.JSONAdapter) and states_one_text_answer(signature):
+        return PathAdapter()
+    return adapter
+
+
+def states_one_text_answer(signature: type[dspy.Signature]) -> bool:
+    """Whether ``signature`` outputs a reasoning and then one answer of type ``str``."""
+    names = list(signature.output_fields)
+    return len(names) == 2 and names[0] == "reasoning" and signature.output_fields[names[1]].annotation is str
 
 
 class PathAdapter(dspy.Adapter):
-    """Asks for a signature's outputs as one reasoning path in plain text, and reads them back from it.
+    """Asks for a reasoning and an answer as one reasoning path in plain text, and reads them back from it.
 
-    The signature's first output is ``reasoning``. The path is the text a training row holds
-    (``regenesis.prompting.path_text``): the reasoning, a ``name: value`` line for each other output but the
-    answer field (``answer``, or the last output), and the final-answer line. The answer is read where the
-    metric reads it (``regenesis.answers``: the first sentence of the last final-answer span), and the
-    reasoning is the text before that statement; a path that states no answer, or lacks an output line,
-    fails to parse.
+    The signature's outputs are ``reasoning`` and one answer (``states_one_text_answer``). The path is the
+    text a training row holds (``regenesis.prompting.path_text``): the reasoning, then the final-answer
+    line. The answer is read where the metric reads it (``regenesis.answers``: the first sentence of the
+    last final-answer span), and the reasoning is the text before that statement; a path that states no
+    answer fails to parse.
     """
 
     def format_field_description(self, signature: type[dspy.Signature]) -> str:
@@ -103,23 +111,15 @@ class PathAdapter(dspy.Adapter):
         blocks = [prefix] if prefix else []
         blocks += [f"{_title(name)}:\n{inputs[name]}" for name in signature.input_fields if name in inputs]
         if main_request:
-            blocks.append(self.closing_instruction(signature))
+            blocks.append(STEP_BY_STEP)
         if suffix:
             blocks.append(suffix)
         return "\n\n".join(blocks)
 
-    def closing_instruction(self, signature: type[dspy.Signature]) -> str:
-        others = [name for name in _outputs(signature) if name != answer_field(_outputs(signature))]
-        if not others:
-            return STEP_BY_STEP
-        lines = ", ".join(f"'{name}: ...'" for name in others)
-        return f"{STEP_BY_STEP} Just before that line, write one line each: {lines}."
-
     def format_assistant_message_content(self, signature: type[dspy.Signature], outputs: dict[str, Any],
                                          missing_field_message: str | None = None) -> str:
-        names = _outputs(signature)
-        values = {name: outputs.get(name, missing_field_message) for name in names}
-        return path_text(outputs.get("reasoning", ""), values, answer_field(names))
+        answer = _answer(signature)
+        return path_text(outputs.get("reasoning", ""), {answer: outputs.get(answer, missing_field_message)}, answer)
 
     def format_finetune_data(self, signature: type[dspy.Signature], demos: list[dict[str, Any]],
                              inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, list[Any]]:
@@ -128,40 +128,17 @@ class PathAdapter(dspy.Adapter):
         return {"messages": [*prompt, {"role": "assistant", "content": answer}]}
 
     def parse(self, signature: type[dspy.Signature], completion: str) -> dict[str, Any]:
-        names = _outputs(signature)
-        answer = answer_field(names)
         spans = final_answer_spans(completion)
         if not spans:
-            raise self._unparsed(signature, completion, "the path states no final answer ('The answer is ...')")
+            raise AdapterParseError(adapter_name=type(self).__name__, signature=signature, lm_response=completion,
+                                    message="the path states no final answer ('The answer is ...')")
         markers = list(ANSWER_MARKER.finditer(completion))
         reasoning = _without_lead_in(completion[:markers[-1].start()]) if markers else completion
-        lines = reasoning.splitlines()
-        fields: dict[str, Any] = {answer: first_sentence(spans[0]).strip()}
-        for name in names:
-            if name == answer:
-                continue
-            line = _output_line(name)
-            found = [i for i, text in enumerate(lines) if line.match(text)]
-            if not found:
-                raise self._unparsed(signature, completion, f"the path has no '{name}: ...' line")
-            fields[name] = line.match(lines[found[-1]]).group(1).strip()
-            del lines[found[-1]]
-        fields["reasoning"] = "\n".join(lines).strip()
-        for name, value in fields.items():
-            try:
-                fields[name] = parse_value(value, signature.output_fields[name].annotation)
-            except ValueError as error:
-                raise self._unparsed(signature, completion, f"{name}: {error}") from error
-        return fields
-
-    def _unparsed(self, signature, completion: str, message: str) -> AdapterParseError:
-        return AdapterParseError(adapter_name=type(self).__name__, signature=signature, lm_response=completion,
-                                 message=message)
+        return {"reasoning": reasoning.strip(), _answer(signature): first_sentence(spans[0]).strip()}
 
 
-def _outputs(signature: type[dspy.Signature]) -> list[str]:
-    """The output fields a path states, in order (``reasoning`` is the path itself)."""
-    return [name for name in signature.output_fields if name != "reasoning"]
+def _answer(signature: type[dspy.Signature]) -> str:
+    return answer_field(name for name in signature.output_fields if name != "reasoning")
 
 
 # What is left of "So the answer is 4." once the answer statement is cut off.
@@ -176,7 +153,3 @@ def _without_lead_in(text: str) -> str:
 
 def _title(name: str) -> str:
     return name.replace("_", " ").capitalize()
-
-
-def _output_line(name: str) -> re.Pattern:
-    return re.compile(rf"^\s*\**{re.escape(name)}\**\s*:\s*(.*)$", re.IGNORECASE)

@@ -17,13 +17,13 @@ def reasoning_first(signature: str | type[dspy.Signature]) -> type[dspy.Signatur
 
 class PathPredict(dspy.Predict):
     """``dspy.Predict`` for a signature whose first output is ``reasoning``, asked under ``path_adapter``:
-    in plain text where the program's adapter would hold the output to a JSON schema, so that the
+    in plain text where the program's adapter would hold a free-text answer to a JSON schema, so that the
     reasoning is as long as the model's own chain of thought."""
 
     def forward(self, **kwargs):
-        with dspy.context(adapter=path_adapter(dspy.settings.adapter)):
+        with dspy.context(adapter=path_adapter(dspy.settings.adapter, self.signature)):
             return super().forward(**kwargs)
 
     async def aforward(self, **kwargs):
-        with dspy.context(adapter=path_adapter(dspy.settings.adapter)):
+        with dspy.context(adapter=path_adapter(dspy.settings.adapter, self.signature)):
             return await super().aforward(**kwargs)
