@@ -17,25 +17,23 @@ import pytest
 import torch
 
 from regenesis.models import TransformersEngine, resolve_lm
+from tests.finetune_rows import shortest_lines, write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ROOT / "tests" / "data" / "finetune-rows" / "train.jsonl"
+STEPS = 1  # one row per process per step: enough for both processes to train and the weights to be gathered
 
 pytestmark = pytest.mark.model
 
 
 def launch(config: str, tmp_path: Path) -> tuple[Path, str]:
-    """Two steps of `regenesis finetune` on four rows under ``accelerate launch``: the checkpoint and the output."""
-    tmp_path.mkdir(exist_ok=True)
-    rows = tmp_path / "rows"
-    rows.mkdir()
-    shortest = sorted(ROWS.read_text().splitlines(), key=len)[:4]
-    (rows / "train.jsonl").write_text("\n".join(shortest) + "\n")
+    """``STEPS`` steps of `regenesis finetune` on two rows under ``accelerate launch``: the checkpoint and the
+    output."""
+    rows = write_rows(tmp_path / "rows", shortest_lines(2 * STEPS))
     ckpt = tmp_path / "ckpt"
     regenesis = str(Path(sys.executable).parent / "regenesis")
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(ROOT / "examples" / "accelerate" / config), "--num_processes", "2", regenesis, "finetune",
-               "--data", str(rows), "--out", str(ckpt), "--max-steps", "2", "--batch-size", "1",
+               "--data", str(rows), "--out", str(ckpt), "--max-steps", str(STEPS), "--batch-size", "1",
                "--max-length", "512"]
     done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=900)
@@ -48,7 +46,7 @@ def check_checkpoint(ckpt: Path):
     args = torch.load(ckpt / "training_args.bin", weights_only=False)
     assert args.world_size == 2
     assert [p.name for p in ckpt.glob("*.safetensors")] == ["model.safetensors"]
-    assert json.loads((ckpt / "finetune.json").read_text())["result"]["steps"] == 2
+    assert json.loads((ckpt / "finetune.json").read_text())["result"]["steps"] == STEPS
     lm = resolve_lm(str(ckpt), max_tokens=24, cache=False)
     assert isinstance(lm.engine, TransformersEngine)
     with dspy.context(lm=lm):
@@ -73,5 +71,5 @@ def test_deepspeed_zero3_on_two_cpu_processes_trains_as_data_parallel_does(tmp_p
     check_checkpoint(zero3)
     assert "DeepSpeed" in output
     ddp, _ = launch("multi_gpu.yaml", tmp_path / "ddp")
-    # ZeRO-3 partitions what DDP replicates: the same two steps on the same rows give the same losses
-    assert losses(zero3) == pytest.approx(losses(ddp), abs=1e-3) and len(losses(ddp)) == 2
+    # ZeRO-3 partitions what DDP replicates: the same steps on the same rows give the same losses
+    assert losses(zero3) == pytest.approx(losses(ddp), abs=1e-3) and len(losses(ddp)) == STEPS

@@ -128,10 +128,10 @@ def test_compile_on_the_embedded_model_fine_tunes_it_and_the_program_answers_wit
         return float(prediction.total) >= 0
 
     student = dspy.ChainOfThought(PriceQuote)
-    student.set_lm(finetunable_lm(max_tokens=96))
+    student.set_lm(finetunable_lm(max_tokens=192))  # the solve step writes its path in free text: ~170 tokens
     optimizer = ReGenesisOptimizer(metric=gives_a_total, run_dir=tmp_path / "run", num_threads=1, hint_pass=False,
                                    regenesis=ReGenesisBudget(selections=0, singles=1),
-                                   train_kwargs={"max_steps": 2, "batch_size": 1, "max_length": 1024, "lr": 1e-4})
+                                   train_kwargs={"max_steps": 1, "batch_size": 1, "max_length": 1024, "lr": 1e-4})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -144,7 +144,7 @@ def test_compile_on_the_embedded_model_fine_tunes_it_and_the_program_answers_wit
     lm = compiled.predict.lm
     assert isinstance(lm.engine, TransformersEngine)
     assert lm.engine.path == str((tmp_path / "run" / "finetuned" / "lm-0").resolve())
-    assert json.loads((tmp_path / "run" / "finetuned" / "lm-0" / "finetune.json").read_text())["result"]["steps"] == 2
+    assert json.loads((tmp_path / "run" / "finetuned" / "lm-0" / "finetune.json").read_text())["result"]["steps"] == 1
     with dspy.context(adapter=adapter_for(lm)):
         answer = compiled(order="2 apples cost 4 dollars", quantity=3)
     assert isinstance(answer.total, float) and isinstance(answer.unit_price, float)
