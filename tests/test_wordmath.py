@@ -116,3 +116,16 @@ def test_another_seed_loads_through_data(tmp_path):
     bundled = load_task("wordmath-l1", limit=5)
     assert [e.question for e in mine] != [e.question for e in bundled]
     assert mine.source == str(tmp_path)
+
+
+def test_gold_sft_trains_on_the_worked_solution_of_every_generated_problem(tmp_path):
+    from dspy.utils import DummyLM
+
+    from regenesis.optimize.bootstrap import synthesize
+    from regenesis.optimize.config import SynthesisConfig
+
+    problems = list(load_task("wordmath-l4", split="train", limit=20))
+    assert problems[0].meta["solution"].splitlines()[0] == f"The quantity starts at {problems[0].meta['start']}."
+    report = synthesize(DummyLM([]), problems, tmp_path / "gold", SynthesisConfig(method="gold-sft", num_threads=1),
+                        progress=False)
+    assert report["generations"] == 0 and report["kept_rows"] == 20  # every step's computation passes the filters

@@ -140,6 +140,19 @@ def apply(value: int, operation: str, operand: int) -> int:
     raise ValueError(f"unknown operation {operation!r}")
 
 
+SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}
+
+
+def solution(start: int, steps) -> str:
+    """The worked solution of a problem, one computation a line: the rationale ``gold-sft`` trains on."""
+    lines, value = [f"The quantity starts at {start}."], start
+    for operation, operand in steps:
+        result = apply(value, operation, operand)
+        lines.append(f"{value} {SYMBOLS[operation]} {operand} = {result}.")
+        value = result
+    return "\n".join(lines)
+
+
 def _operands(value: int, operation: str, design: LevelDesign) -> list[int]:
     """The operands that keep the quantity a whole number from 1 to the level's largest."""
     low, high = OPERAND_RANGES[operation]
@@ -244,7 +257,8 @@ class WordMath(Loader):
         return Example(id=f"{task}/{split}/{field(record, 'id')}", question=str(field(record, "question")),
                        gold=normalize_gold(field(record, "answer"), "number"), answer_type="number", task=task,
                        meta={"level": record.get("level"), "template": record.get("template"),
-                             "start": record.get("start"), "steps": record.get("steps")})
+                             "start": record.get("start"), "steps": record.get("steps"),
+                             "solution": solution(record["start"], record["steps"]) if "steps" in record else ""})
 
 
 def main(argv: list[str] | None = None) -> None:
