@@ -301,13 +301,19 @@ def test_macro_average_of_one_task_is_its_agresti_coull_interval():
     assert (half_right.ci_low, half_right.ci_high) == pytest.approx((0.2366, 0.7634), abs=5e-5)
 
 
-def test_macro_average_interval_adds_the_task_variances():
+def test_macro_average_interval_adds_the_task_variances_around_the_mean():
     z2 = 1.959963984540054 ** 2
     p1, p2 = (96 + z2 / 2) / (96 + z2), (48 + z2 / 2) / (96 + z2)
     half_width = 1.959963984540054 * ((p1 * (1 - p1) + p2 * (1 - p2)) / (96 + z2)) ** 0.5 / 2
     average = MacroAverage.of("in", [TaskScore("a", 96, 96), TaskScore("b", 96, 48)])
     assert average.accuracy == 0.75
-    assert (average.ci_low, average.ci_high) == pytest.approx(((p1 + p2) / 2 - half_width, (p1 + p2) / 2 + half_width))
+    assert (average.ci_low, average.ci_high) == pytest.approx((0.75 - half_width, 0.75 + half_width))
+
+
+def test_macro_average_interval_holds_its_mean_over_many_tasks_near_zero():
+    """Centred on the adjusted proportions, 5 tasks at 0-1 of 8 gave an interval above the mean."""
+    average = MacroAverage.of("out", [TaskScore(t, 8, c) for t, c in zip("abcde", (0, 0, 1, 0, 0))])
+    assert average.ci_low <= average.accuracy == 0.025 <= average.ci_high
 
 
 # ---------------------------------------------------------------------------------------------

@@ -74,10 +74,12 @@ class TaskScore:
 class MacroAverage:
     """The unweighted mean accuracy over the tasks of one domain (a task family counts once).
 
-    The interval extends the Agresti-Coull interval to a mean of independent proportions: each task
-    counts as (c + z²/2) / (n + z²), with variance p(1 - p) / (n + z²), so a task at 0% or 100% still
-    carries uncertainty; the normal interval around the mean of those is clipped to [0, 1]. For a
-    single task it is that task's Agresti-Coull interval.
+    For a single task the interval is that task's Agresti-Coull interval: around p = (c + z²/2) / (n + z²),
+    with variance p(1 - p) / (n + z²), so a task at 0% or 100% still carries uncertainty. For several
+    tasks it is the normal interval around the mean with the sum of those variances, clipped to [0, 1]:
+    centred on the mean itself, since the adjusted proportions are pulled towards 50% by as much whatever
+    the number of tasks while the width shrinks, and over several tasks near 0% an interval around their
+    mean left out the mean it was for.
     """
 
     domain: str
@@ -91,9 +93,10 @@ class MacroAverage:
     def of(cls, domain: str, scores: list[TaskScore]) -> MacroAverage:
         k = len(scores)
         adjusted = [_agresti_coull(s.correct, s.n) for s in scores]
-        center = sum(p for p, _ in adjusted) / k
+        accuracy = sum(s.accuracy for s in scores) / k
+        center = adjusted[0][0] if k == 1 else accuracy
         half_width = Z_95 * math.sqrt(sum(variance for _, variance in adjusted)) / k
-        return cls(domain, tuple(s.task for s in scores), sum(s.accuracy for s in scores) / k,
+        return cls(domain, tuple(s.task for s in scores), accuracy,
                    max(0.0, center - half_width), min(1.0, center + half_width), sum(s.errors for s in scores))
 
     def to_dict(self) -> dict:
