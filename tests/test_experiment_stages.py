@@ -317,8 +317,14 @@ def test_a_finished_evaluation_is_scored_again_from_its_stored_outputs_without_a
         stored["tasks"]["sums"]["correct"] = 3  # a verdict that no stored output supports
         results.write_text(json.dumps(stored))
         again = run_experiment(write_config(tmp_path, server, model), out, progress=False)
+        derived = json.loads(results.read_text())
+        derived["averages"]["in"] = {"domain": "in", "tasks": ["sums"], "accuracy": 0.0, "ci_low": 0.5,
+                                     "ci_high": 0.9}  # an average no score supports, as an older formula made
+        results.write_text(json.dumps(derived))
+        run_experiment(write_config(tmp_path, server, model), out, progress=False)
     assert again.skipped[0] == "eval base" and len(server.requests) == asked
-    assert json.loads(results.read_text())["tasks"]["sums"]["correct"] == 0
+    rescored = json.loads(results.read_text())
+    assert rescored["tasks"]["sums"]["correct"] == 0 and "in" not in rescored["averages"]
     assert "| sums | 0.0 [" in (out / "report.md").read_text()
 
 

@@ -210,11 +210,12 @@ class StageRunner:
         if done is None:
             console.print(f"[bold]eval[/bold] {escape(label)} ({escape(spec or 'default model')})", highlight=False)
         started = time.perf_counter()
-        # A finished evaluation asks nothing again, but its scores are derived anew from the stored outputs,
-        # so a corrected matcher or gold answer reaches the report.
+        # A finished evaluation asks nothing again, but its scores and averages are derived anew from the
+        # stored outputs, so a corrected matcher, gold answer or interval reaches the report.
         result = evaluate(lm, examples, raw_dir=stage.folder / "raw", num_threads=self.config.num_threads,
                           progress=self.progress and done is None, domains=self.domains(), settings={"label": label})
-        if done is None or result.scores != load_results(done["results"]).scores:
+        stored = load_results(done["results"]) if done is not None else None
+        if stored is None or (result.scores, result.averages) != (stored.scores, stored.averages):
             write_results(result, stage.folder / "results.json")
         if done is not None:
             return done
