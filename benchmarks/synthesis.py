@@ -12,14 +12,22 @@ mean much):
   loading prefix states), and the copies' idle time (DSPy, parsing, waiting). The loops:
   ``prefix-match`` (llama-cpp-python's own prefix match with the previous call on a copy),
   ``llama-grammar`` (stored prefix states, ``regenesis.models.llama_prefix``, with llama.cpp's own grammar
-  sampler as the JSON constraint, as the engine had it before xgrammar's masks) and ``prefix-states``
-  (the engine as it is: stored prefix states and xgrammar's masks).
+  sampler as the JSON constraint, as the engine had it before xgrammar's masks), ``prefix-states``
+  (the engine as it is by default: stored prefix states and xgrammar's masks) and ``batched`` (each copy
+  decodes up to ``--batch-size`` concurrent requests as one batch, ``regenesis.models.llama_batch``, with
+  as many threads as the copies have batch slots, so give ``--problems`` at least that many).
+
+With a ``batched`` loop it also prints the batched engine's raw decode tokens/s (unconstrained samples
+from as many threads as its copies have slots). The batched profile counts the batch worker's time:
+a prompt is decoded in a step of its own, so "prompt" and "decode" are its two kinds of step.
 
     .venv/bin/python benchmarks/synthesis.py [--problems 1] [--generations 8] [--preset default]
-        [--num-threads 2] [--hint] [--loops prefix-match,prefix-states] [--out runs/bench-synthesis]
+        [--num-threads 2] [--hint] [--loops prefix-match,prefix-states] [--batch-size 4]
+        [--out runs/bench-synthesis]
 """
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import threading
@@ -33,6 +41,7 @@ from common import ROOT, TimedLlamaCppEngine
 import dspy
 import llama_cpp
 from regenesis.tasks import load_task
+from regenesis.models.llama_batch import BatchedLlama, SequenceBatch
 from regenesis.models.llama_prefix import PrefixCachingLlama
 from regenesis.models import resolve_lm
 from regenesis.optimize.bootstrap import synthesize
@@ -103,22 +112,81 @@ class LlamaGrammarEngine(ProfiledEngine):
         return kwargs
 
 
+class TimedSequenceBatch(SequenceBatch):
+    """A copy's batch adding its steps to its engine's profile: prompt steps (one sequence's prompt) and
+    decode steps (a token of every live sequence) apart, and the sampling."""
+
+    engine: "BatchedProfiledEngine"
+
+    def _step(self, live):
+        started = time.perf_counter()
+        try:
+            super()._step(live)
+        finally:
+            self.engine.add(busy_s=time.perf_counter() - started)
+
+    def _decode(self, batch):
+        started, tokens = time.perf_counter(), batch.n_tokens
+        prompt = tokens > sum(batch.logits[i] for i in range(tokens))
+        super()._decode(batch)
+        seconds = time.perf_counter() - started
+        if prompt:
+            self.engine.add(prompt_tokens=tokens, prompt_s=seconds)
+        else:
+            self.engine.add(decoded_tokens=tokens, decode_s=seconds, decode_steps=1)
+
+    def _sample(self, slot, index):
+        started = time.perf_counter()
+        try:
+            return super()._sample(slot, index)
+        finally:
+            self.engine.add(sample_s=time.perf_counter() - started)
+
+
+class TimedBatchedLlama(BatchedLlama):
+    sequence_batch = TimedSequenceBatch
+
+
+class BatchedProfiledEngine(ProfiledEngine):
+    """The engine with batched copies; its busy seconds are its batch workers' steps."""
+
+    def _llama(self, **settings):
+        llm = TimedBatchedLlama(batch_size=self.batch_size(), **settings)
+        llm.batch.engine = self
+        return llm
+
+    def add(self, busy_s: float = 0.0, **profile) -> None:
+        with self._profile_lock:
+            self.busy_seconds += busy_s
+            self.profile.update(profile)
+
+
+class BatchedRawEngine(BatchedProfiledEngine):
+    """Batched copies of its own (a pool per engine class), so that the loop's profile counts only the loop."""
+
+
 LOOPS = {"prefix-match": ("prefix match only", PrefixMatchOnlyEngine),
          "llama-grammar": ("llama.cpp grammar", LlamaGrammarEngine),
-         "prefix-states": ("prefix states", ProfiledEngine)}
+         "prefix-states": ("prefix states", ProfiledEngine),
+         "batched": ("batched", BatchedProfiledEngine)}
 
 
-def profiled_lm(engine_class, max_tokens: int = 384) -> dspy.LM:
+def profiled_lm(engine_class, max_tokens: int = 384, **engine_options) -> dspy.LM:
     plain = resolve_lm(None)
-    return dspy.LM(plain.model, engine=engine_class(plain.engine.path), temperature=0.0, max_tokens=max_tokens,
-                   cache=False)
+    return dspy.LM(plain.model, engine=engine_class(plain.engine.path, **engine_options), temperature=0.0,
+                   max_tokens=max_tokens, cache=False)
+
+
+def request_threads(engine) -> int:
+    """As many threads as the engine serves at once: its copies, times its batch slots."""
+    return engine.copy_count() * engine.batch_size()
 
 
 def raw_decode_rate(lm: dspy.LM, requests: int, max_tokens: int = 128) -> float:
-    """Tokens/s of unconstrained samples asked from as many threads as the engine has copies."""
+    """Tokens/s of unconstrained samples asked from as many threads as the engine serves at once."""
     engine, sampled = lm.engine, lm.copy(temperature=0.8, max_tokens=max_tokens)
     before, started = engine.completion_tokens, time.perf_counter()
-    with ThreadPoolExecutor(max_workers=engine.copy_count()) as pool:
+    with ThreadPoolExecutor(max_workers=request_threads(engine)) as pool:
         list(pool.map(lambda i: sampled(f"Write a short story about the number {i}.", rollout_id=i, seed=i),
                       range(requests)))
     return (engine.completion_tokens - before) / (time.perf_counter() - started)
@@ -149,27 +217,44 @@ def main():
     parser.add_argument("--hint", action="store_true", help="also run the hinted pass")
     parser.add_argument("--loops", default="prefix-match,prefix-states",
                         help=f"comma-separated, run in this order: {', '.join(LOOPS)}")
+    parser.add_argument("--batch-size", type=int, default=4, help="requests a copy decodes together (batched loop)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-synthesis"))
     args = parser.parse_args()
     unknown = [name for name in args.loops.split(",") if name not in LOOPS]
     if unknown:
         print(f"--loops: unknown loop {unknown[0]!r} (known: {', '.join(LOOPS)})", file=sys.stderr)
         raise SystemExit(2)
+    if args.batch_size < 2:
+        print(f"--batch-size: {args.batch_size} batches nothing; give 2 or more", file=sys.stderr)
+        raise SystemExit(2)
     examples = load_task("gsm8k-sample", split="train")[: args.problems]
     config = preset(args.preset, method="regenesis", num_threads=args.num_threads,
                     generations=args.generations or None, hint_pass=args.hint)
-    loops = {LOOPS[name][0]: profiled_lm(LOOPS[name][1]) for name in args.loops.split(",")}
-    raw_lm = profiled_lm(PrefixMatchOnlyEngine)  # its own counters, the same loaded copies as the first loop
-    copies = raw_lm.engine.copy_count()
+    batching = {"batch_size": args.batch_size}
+    loops = {LOOPS[name][0]: profiled_lm(LOOPS[name][1], **(batching if name == "batched" else {}))
+             for name in args.loops.split(",")}
+    raw_lms = {"raw decode": profiled_lm(PrefixMatchOnlyEngine)}  # own counters, the first loop's loaded copies
+    if "batched" in args.loops.split(","):
+        raw_lms["batched decode"] = profiled_lm(BatchedRawEngine, **batching)
+    copies = raw_lms["raw decode"].engine.copy_count()
     print(f"regenesis bootstrap loop, embedded model, gsm8k-sample train, {args.problems} problems, preset "
-          f"{args.preset}, {args.generations or 'preset'} generations, {args.num_threads} threads, "
-          f"{copies} engine copies", flush=True)
-    raw = [raw_decode_rate(raw_lm, 2 * copies)]
-    print(f"raw decode (before the loops): {raw[0]:.1f} tok/s", flush=True)
-    results = {name: run_loop(lm, examples, f"{args.out}/{i}", config) for i, (name, lm) in enumerate(loops.items())}
-    raw.append(raw_decode_rate(raw_lm, 2 * copies))
-    raw_rate = sum(raw) / len(raw)
-    print(f"raw decode (after the loops):  {raw[1]:.1f} tok/s; mean {raw_rate:.1f} tok/s")
+          f"{args.preset}, {args.generations or 'preset'} generations, {args.num_threads} threads "
+          f"({copies * args.batch_size} for the batched loop), {copies} engine copies", flush=True)
+    raw = {name: [raw_decode_rate(lm, 2 * request_threads(lm.engine))] for name, lm in raw_lms.items()}
+    print("before the loops: " + "; ".join(f"{name} {rates[0]:.1f} tok/s" for name, rates in raw.items()), flush=True)
+    results = {}
+    for i, (name, lm) in enumerate(loops.items()):
+        threads = request_threads(lm.engine) if lm.engine.batch_size() > 1 else args.num_threads
+        results[name] = run_loop(lm, examples, f"{args.out}/{i}", dataclasses.replace(config, num_threads=threads))
+    for name, lm in raw_lms.items():
+        raw[name].append(raw_decode_rate(lm, 2 * request_threads(lm.engine)))
+    print("after the loops:  " + "; ".join(f"{name} {rates[1]:.1f} tok/s" for name, rates in raw.items()))
+    raw_rate = sum(raw["raw decode"]) / 2
+    line = f"raw decode (one request at a time per copy), mean: {raw_rate:.1f} tok/s"
+    if "batched decode" in raw:
+        batched_rate = sum(raw["batched decode"]) / 2
+        line += f"; batched decode, mean: {batched_rate:.1f} tok/s ({batched_rate / raw_rate:.2f}x)"
+    print(line)
     print(f"{'engine':<18} {'gens':>5} {'kept':>5} {'wall s':>7} {'gen tok':>8} {'tok/s':>6} {'P1':>5} "
           f"{'prompt tok':>10} {'prompt/gen':>10} {'parse drops':>11}")
     for name, lm in loops.items():
@@ -179,11 +264,13 @@ def main():
         print(f"{name:<18} {report['generations']:>5} {report['kept_rows']:>5} {wall:>7.1f} {generated:>8} "
               f"{generated / wall:>6.1f} {generated / wall / raw_rate:>5.2f} {engine.profile['prompt_tokens']:>10} "
               f"{engine.profile['prompt_tokens'] / max(1, generated):>10.2f} {report['dropped'].get('parse', 0):>11}")
+        width = (f"; {engine.profile['decoded_tokens'] / engine.profile['decode_steps']:.1f} sequences a decode step"
+                 if engine.profile["decode_steps"] else "")
         print(f"  profile: {profile_split(engine, wall)}; prompt processing "
               f"{engine.profile['prompt_tokens'] / max(1e-9, engine.profile['prompt_s']):.0f} tok/s, decoding "
               f"{engine.profile['decoded_tokens'] / max(1e-9, engine.profile['decode_s']):.0f} tok/s per copy; "
-              f"sampling {sampling_ms(engine):.1f} ms a token", flush=True)
-    print(f"sampling without a grammar (raw decode): {sampling_ms(raw_lm.engine):.1f} ms a token")
+              f"sampling {sampling_ms(engine):.1f} ms a token{width}", flush=True)
+    print(f"sampling without a grammar (raw decode): {sampling_ms(raw_lms['raw decode'].engine):.1f} ms a token")
 
 
 def sampling_ms(engine: ProfiledEngine) -> float:
