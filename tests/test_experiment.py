@@ -130,17 +130,22 @@ def test_the_paper_config_has_the_gold_rationale_baseline():
     assert {"regenesis", "star", "lmsi"} <= {method.method for method in methods.values()}
 
 
-def test_the_main_job_trains_on_wordmath_and_evaluates_harder_levels_new_wording_and_real_benchmarks(monkeypatch):
+def test_the_main_job_trains_on_wordmath_and_strategyqa_and_evaluates_harder_levels_new_wording_and_benchmarks(
+        monkeypatch):
     monkeypatch.delenv("REGENESIS_DATA_ROOT", raising=False)
     config = ExperimentConfig.load(EXAMPLES / "quickstart.toml")
     experiment = Experiment(config, "unused")
     train = experiment.train_examples()
-    assert [e.task for e in train] == ["wordmath-l1"] * 6 and all("/train/" in e.id for e in train)
+    assert [e.task for e in train] == ["wordmath-l1"] * 4 + ["strategyqa-sample"] * 4
+    assert all("/train/" in e.id for e in train)
     evaluation = experiment.eval_examples()
-    assert Counter(e.task for e in evaluation) == {"wordmath-l1": 8, "wordmath-l2": 8, "wordmath-unseen": 8,
-                                                    "svamp-sample": 8, "bbh-sample/boolean_expressions": 8}
+    assert Counter(e.task for e in evaluation) == {task: 8 for task in (
+        "wordmath-l1", "strategyqa-sample", "wordmath-l2", "wordmath-unseen", "svamp-sample",
+        "bbh-sample/boolean_expressions")}
     assert {e.id.split("/")[1] for e in evaluation if e.task.startswith("wordmath")} == {"test"}
-    assert config.eval.in_domain == ["wordmath-l1"] and "wordmath-unseen" in config.eval.out_of_domain
+    assert {e.id.split("/")[1] for e in evaluation if e.task == "strategyqa-sample"} == {"dev"}
+    assert config.eval.in_domain == ["wordmath-l1", "strategyqa-sample"]
+    assert "wordmath-unseen" in config.eval.out_of_domain
 
 
 def test_a_multi_round_experiment_shows_kept_rows_and_accuracy_per_round():
