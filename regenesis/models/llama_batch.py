@@ -1,7 +1,9 @@
 """Concurrent requests to one llama.cpp copy decoded together, as the sequences of one batch.
 
-A small model on a CPU decodes a batch of several tokens in little more time than one token: each step
-reads the weights once however many sequences it advances. ``BatchedLlama`` is a model copy that many
+A decoding step reads the weights once however many sequences it advances, so a batch pays where the
+weights' kernels batch: on this project's 2-core CPU a Q8_0 export of the embedded model decoded 1.50×
+as fast batched, its Q4_1 file 0.94× (``benchmarks/engine_copies.py --batch-size 4``), which is why
+batching is opt-in (``LlamaCppEngine(batch_size=N)``, ``$REGENESIS_LLAMA_BATCH``). ``BatchedLlama`` is a model copy that many
 threads call at once: its ``generate`` hands the prompt to the copy's ``SequenceBatch``, a worker thread
 that decodes the next token of every live sequence in one ``llama_decode`` a step (a new sequence's prompt
 in a step of its own), then samples each sequence with its own seeded sampler chain and its own logits
