@@ -48,7 +48,7 @@ def test_bootstrap_finetune_tunes_the_embedded_model_and_the_program_answers_wit
     assert isinstance(adapter, FinetuneJSONAdapter)
     tuned_lm = tuned.predict.lm
     assert isinstance(tuned_lm.engine, TransformersEngine)
-    assert tuned_lm.engine.path == str((tmp_path / "ckpt").resolve())
+    assert tuned_lm.engine.path == str((tmp_path / "ckpt").resolve()) and tuned_lm.kwargs["max_tokens"] == 64
     assert json.loads((tmp_path / "ckpt" / "finetune.json").read_text())["result"]["steps"] == 2
     assert constrains_output(tuned_lm) and isinstance(prediction.answer, int)
     rows = [json.loads(line) for line in (tmp_path / "ckpt" / "train.jsonl").read_text().splitlines()]

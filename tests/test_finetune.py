@@ -251,6 +251,7 @@ def test_a_resumed_run_logs_each_step_once_and_may_switch_on_tensorboard(resumed
 
 
 @pytest.mark.model
+@pytest.mark.slow  # the default suite's BootstrapFinetune run: tests/test_dspy_finetune.py (the JSON adapter's)
 def test_dspy_bootstrap_finetune_tunes_a_regenesis_model_with_this_stage(tmp_path):
     from dspy.utils import DummyLM
 
