@@ -272,11 +272,15 @@ def test_a_large_token_budget_keeps_the_grammar_within_llama_cpp_limits():
 
 @pytest.mark.model
 def test_the_string_bound_leaves_reasoning_most_of_the_token_budget():
-    from regenesis.programs import STaR
+    from regenesis.programs.path import reasoning_first
+    from regenesis.programs.star import load_exemplars
+    from regenesis.signatures.answer import AnswerQuestion
 
     lm = resolve_lm(None, max_tokens=384)
+    rationale = dspy.Predict(reasoning_first(AnswerQuestion))  # STaR's step as JSON: a plain Predict
+    rationale.demos = load_exemplars()
     with dspy.context(lm=lm, adapter=adapter_for(lm)):
-        prediction = STaR()(question="Is a pound sterling valuable?")  # greedy: a long rationale
+        prediction = rationale(question="Is a pound sterling valuable?")  # greedy, few-shot: a long rationale
     share = (384 - JSON_OVERHEAD_TOKENS) // 2
     assert len(prediction.reasoning) > 1.5 * share  # one character a token cut it at `share`
 
