@@ -26,7 +26,8 @@ NOTE = ("Accuracy in percent of the answered problems, [95% Wilson score interva
         "output files. A model error (a failed call, by kind) is not an answer: it is counted apart, left out of "
         "the accuracy, and asked again by a rerun; truncated answers hit the token limit. Domain averages are "
         "macro averages: the unweighted mean over tasks, a task family such as bbh counted once with its "
-        "subtasks pooled, with an Agresti-Coull interval for a mean of proportions.")
+        "subtasks pooled; the interval of a single task's average is its Agresti-Coull interval, that of "
+        "several a normal interval around the mean with the tasks' Agresti-Coull variances.")
 
 ResultLike = EvalResult | Mapping | str | PathLike
 
