@@ -29,15 +29,19 @@ from regenesis.models.remote import RemoteLM
 from regenesis.prompting import STEP_BY_STEP, answer_field, path_text
 
 
-class FinetuneJSONAdapter(dspy.JSONAdapter):
-    """DSPy's JSONAdapter that also formats fine-tuning rows: its own prompt, then the outputs as the JSON
-    object it parses back."""
+class WritesFinetuneRows:
+    """An adapter's fine-tuning rows: its own prompt, then the outputs as its assistant turn."""
 
     def format_finetune_data(self, signature: type[dspy.Signature], demos: list[dict[str, Any]],
                              inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, list[Any]]:
         prompt = self.format(signature=signature, demos=demos, inputs=inputs)
         answer = self.format_assistant_message_content(signature=signature, outputs=outputs)
         return {"messages": [*prompt, {"role": "assistant", "content": answer}]}
+
+
+class FinetuneJSONAdapter(WritesFinetuneRows, dspy.JSONAdapter):
+    """DSPy's JSONAdapter that also formats fine-tuning rows: its own prompt, then the outputs as the JSON
+    object it parses back."""
 
 
 def finetune_adapter(adapter: dspy.Adapter) -> dspy.Adapter:
@@ -82,7 +86,7 @@ def states_one_text_answer(signature: type[dspy.Signature]) -> bool:
     return len(names) == 2 and names[0] == "reasoning" and signature.output_fields[names[1]].annotation is str
 
 
-class PathAdapter(dspy.Adapter):
+class PathAdapter(WritesFinetuneRows, dspy.Adapter):
     """Asks for a reasoning and an answer as one reasoning path in plain text, and reads them back from it.
 
     The signature's outputs are ``reasoning`` and one answer (``states_one_text_answer``). The path is the
@@ -121,12 +125,6 @@ class PathAdapter(dspy.Adapter):
                                          missing_field_message: str | None = None) -> str:
         answer = _answer(signature)
         return path_text(outputs.get("reasoning", ""), {answer: outputs.get(answer, missing_field_message)}, answer)
-
-    def format_finetune_data(self, signature: type[dspy.Signature], demos: list[dict[str, Any]],
-                             inputs: dict[str, Any], outputs: dict[str, Any]) -> dict[str, list[Any]]:
-        prompt = self.format(signature=signature, demos=demos, inputs=inputs)
-        answer = self.format_assistant_message_content(signature=signature, outputs=outputs)
-        return {"messages": [*prompt, {"role": "assistant", "content": answer}]}
 
     def parse(self, signature: type[dspy.Signature], completion: str) -> dict[str, Any]:
         spans = final_answer_spans(completion)
