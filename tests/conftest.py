@@ -1,9 +1,11 @@
 """Test settings: offline, and a fresh DSPy cache per session so counts of generations are real; one tiny
 real fine-tune that every test inspecting a checkpoint shares."""
 
+import atexit
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -14,6 +16,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="regenesis-test-dspy-cache-")
+atexit.register(shutil.rmtree, os.environ["DSPY_CACHEDIR"], ignore_errors=True)
 
 # `from tests.fake_server import FakeServer` and `from fake_server import ...` both work.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -1,6 +1,7 @@
 """Model spec resolution, its errors, and the real embedded model through DSPy."""
 
 import re
+import shutil
 import socket
 
 import dspy
@@ -63,12 +64,15 @@ def test_one_classification_of_a_spec_serves_inference_and_fine_tuning(tmp_path,
     (tmp_path / "hf" / "config.json").write_text("{}")
     (tmp_path / "holder").mkdir()
     (tmp_path / "holder" / "weights.gguf").symlink_to(embedded)
+    (tmp_path / "copy").mkdir()
+    shutil.copy2(embedded, tmp_path / "copy" / "model.gguf")
     dense = dense_base(None)  # the embedded GGUF's dense conversion, cached (a GGUF links to the same file)
     kinds = {  # spec: (kind, the engine that runs it, where fine-tuning loads it from)
         DEFAULT_MODEL: (SourceKind.EMBEDDED, LlamaCppEngine, dense),
         str(tmp_path / "model.gguf"): (SourceKind.GGUF, LlamaCppEngine, dense),
         str(tmp_path / "hf"): (SourceKind.HF_FOLDER, TransformersEngine, str((tmp_path / "hf").resolve())),
         str(tmp_path / "holder"): (SourceKind.GGUF, LlamaCppEngine, dense),
+        str(tmp_path / "copy" / "model.gguf"): (SourceKind.GGUF, LlamaCppEngine, dense),  # the same bytes elsewhere
         "someone/some-model": (SourceKind.HUB, None, "someone/some-model"),
         "openai/x": (SourceKind.PROVIDER, RemoteLM, None),
     }

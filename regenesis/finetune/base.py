@@ -7,6 +7,7 @@ load like any other folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -63,10 +64,11 @@ def load_model(source: str, spec: str):
 
 
 def dense_from_gguf(gguf: Path) -> Path:
-    """The cached dense safetensors folder of a GGUF model, converted on first use."""
+    """The cached dense safetensors folder of a GGUF model, converted on first use. It is named after the
+    file's content, so copies of one model (the embedded one in each checkout's environment) share it."""
     gguf = gguf.resolve()
     stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = _content_key(str(gguf), stat.st_size, stat.st_mtime_ns)
     target = cache_root() / "dense" / key
     if (target / "config.json").is_file():
         return target
@@ -80,18 +82,45 @@ def dense_from_gguf(gguf: Path) -> Path:
     return target
 
 
+@functools.lru_cache(maxsize=8)
+def _content_key(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of the file's bytes (a tenth of a second for the embedded model), once per file version."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def _convert_gguf(gguf: Path, folder: Path) -> None:
     import torch  # heavy: torch
     from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with _gguf_parsed_once():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The dequantized model still carries the GGUF quantizer, which refuses training and saving.
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (folder / "regenesis-source.json").write_text(json.dumps({"gguf": str(gguf)}) + "\n")
+
+
+@contextmanager
+def _gguf_parsed_once():
+    """transformers parses a GGUF file three times to load its tokenizer, config and weights (8 s each for
+    the embedded model's 49k-token vocabulary) and builds gguf's tensor-name table once per module (397
+    times, 9 s). Both are pure functions of their arguments, so during a conversion each is made once."""
+    import gguf  # heavy: gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader = functools.lru_cache(maxsize=2)(reader)
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=8)(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
 
 
 @contextmanager
