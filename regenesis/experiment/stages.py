@@ -37,6 +37,7 @@ console = Console(stderr=True)
 
 STAGE_FILE = "stage.json"
 STALE_MARK = ".stale-"
+RECORD_PATHS = ("folder", "results", "data")  # the paths a stage record holds
 
 
 class StageFailed(RuntimeError):
@@ -148,7 +149,7 @@ class StageRunner:
     def begin(self, stage: Stage) -> dict | None:
         """The finished record of ``stage`` when its inputs are unchanged (the stage is skipped); else None,
         after moving aside an output made from other inputs and recording the inputs of this attempt."""
-        record = read_stage(stage.folder)
+        record = self.read(stage)
         if record is not None and record.get("fingerprint") == stage.fingerprint:
             if record.get("finished"):
                 self.skipped.append(stage.name)
@@ -158,10 +159,25 @@ class StageRunner:
         if record is not None or stage.folder.exists():
             self.retire(stage, record)
         stage.folder.mkdir(parents=True, exist_ok=True)
-        write_json(stage.folder / STAGE_FILE, {"stage": stage.name, "folder": str(stage.folder),
-                                               "fingerprint": stage.fingerprint, "config": self.config_copy,
-                                               "inputs": stage.inputs, "finished": None})
+        self.write(stage, {"stage": stage.name, "folder": str(stage.folder), "fingerprint": stage.fingerprint,
+                           "config": self.config_copy, "inputs": stage.inputs, "finished": None})
         return None
+
+    def read(self, stage: Stage) -> dict | None:
+        """``stage``'s record, its paths under this run's folder wherever the folder was made."""
+        record = read_stage(stage.folder)
+        if record is None:
+            return None
+        located = {key: str(self.out / value) for key, value in record.items()
+                   if key in RECORD_PATHS and not Path(value).is_absolute()}
+        return {**record, **located, "folder": str(stage.folder)}
+
+    def write(self, stage: Stage, record: dict) -> None:
+        """Paths are stored relative to the run folder, so a run folder moved or copied whole resumes from its
+        own files, never from the folder it was copied from."""
+        stored = {key: str(Path(value).relative_to(self.out)) for key, value in record.items()
+                  if key in RECORD_PATHS and Path(value).is_relative_to(self.out)}
+        write_json(stage.folder / STAGE_FILE, {**record, **stored})
 
     def retire(self, stage: Stage, record: dict | None) -> None:
         """Move an output made from other inputs aside: it is the record of an earlier config, never reused."""
@@ -181,9 +197,9 @@ class StageRunner:
 
     def finish(self, stage: Stage, started: float, **facts: Any) -> dict:
         """Mark ``stage`` finished, with its wall time (``started`` is its ``time.perf_counter()``)."""
-        record = {**read_stage(stage.folder), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        record = {**self.read(stage), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "seconds": round(time.perf_counter() - started, 1), **facts}
-        write_json(stage.folder / STAGE_FILE, record)
+        self.write(stage, record)
         self.ran.append(stage.name)
         self.stages.append(record)
         return record
