@@ -3,7 +3,6 @@ that take structured output get it, and a tuned checkpoint answers `solve` and `
 parses."""
 
 import json
-from pathlib import Path
 from typing import Literal
 
 import jsonschema
@@ -14,13 +13,10 @@ import torch
 
 from regenesis.cli import main
 from regenesis.cli.solve import tuned_checkpoint
-from regenesis.finetune import dense_base, finetune
+from regenesis.finetune import dense_base
 from regenesis.models import (ModelSpecError, RemoteLM, TransformersEngine, adapter_for, constrains_output, resolve_lm,
                               sampling_lm)
 from tests.fake_server import FakeServer, fields_reply
-
-ROWS = Path(__file__).parent / "data" / "finetune-rows"
-
 
 class MathQA(dspy.Signature):
     """Solve the math word problem. Reason step by step, then give the numeric answer."""
@@ -192,35 +188,24 @@ def test_the_gguf_grammar_bounds_a_numbers_digits_as_llama_cpps_own_json_grammar
 def test_the_base_model_as_a_hugging_face_folder_parses():
     lm = resolve_lm(dense_base(None), cache=False, max_tokens=96)
     assert isinstance(lm.engine, TransformersEngine) and isinstance(adapter_for(lm), dspy.JSONAdapter)
-    for question in QUESTIONS:
-        with dspy.context(lm=lm, adapter=adapter_for(lm)):
-            prediction = dspy.Predict(MathQA)(question=question)
-        assert isinstance(prediction.answer, float) and prediction.reasoning.strip()
-    # Without the grammar the same model writes no parseable JSON for these prompts.
-    assert all(json.loads(entry["outputs"][0]) for entry in lm.history[-2:])
-
-
-@pytest.fixture(scope="module")
-def tuned(tmp_path_factory) -> Path:
-    """A checkpoint tuned for three steps on the two shortest training rows."""
-    folder = tmp_path_factory.mktemp("tuned")
-    lines = sorted((ROWS / "train.jsonl").read_text().splitlines(), key=len)[:2]
-    (folder / "rows").mkdir()
-    (folder / "rows" / "train.jsonl").write_text("".join(line + "\n" for line in lines))
-    return finetune(folder / "rows", None, folder / "ckpt", max_steps=3, max_length=512, batch_size=2, lr=1e-4)
+    with dspy.context(lm=lm, adapter=adapter_for(lm)):
+        prediction = dspy.Predict(MathQA)(question=QUESTIONS[0])
+    assert isinstance(prediction.answer, float) and prediction.reasoning.strip()
+    # Without the grammar the same model writes no parseable JSON for this prompt.
+    assert all(json.loads(entry["outputs"][0]) for entry in lm.history)
 
 
 @pytest.mark.model
-def test_solve_asks_a_tuned_checkpoint_as_it_was_trained(tuned, capsys):
-    assert main(["solve", "--model", str(tuned), "--max-tokens", "160", "What is 7 times 6?"]) == 0
+def test_solve_asks_a_tuned_checkpoint_as_it_was_trained(tiny_finetune, capsys):
+    assert main(["solve", "--model", str(tiny_finetune), "--max-tokens", "160", "What is 7 times 6?"]) == 0
     printed = capsys.readouterr().out
     assert "Reasoning" in printed and "Answer:" in printed and "Guidelines" not in printed
 
 
 @pytest.mark.model
-def test_synthesize_with_a_tuned_checkpoint_parses_every_step(tuned, tmp_path):
+def test_synthesize_with_a_tuned_checkpoint_parses_every_step(tiny_finetune, tmp_path):
     out = tmp_path / "syn"
-    assert main(["synthesize", "--model", str(tuned), "--method", "regenesis", "--task", "gsm8k-sample",
+    assert main(["synthesize", "--model", str(tiny_finetune), "--method", "regenesis", "--task", "gsm8k-sample",
                  "--split", "train", "--limit", "1", "--generations", "4", "--no-hint", "--max-tokens", "96",
                  "--num-threads", "1", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
