@@ -31,7 +31,7 @@ def test_bootstrap_finetune_tunes_the_embedded_model_and_the_program_answers_wit
     program = dspy.ChainOfThought(WordProblem)
     program.set_lm(lm)
     trainset = [dspy.Example(question=p.question, answer=int(p.gold)).with_inputs("question")
-                for p in load_task("wordmath-l1", split="train", limit=2)]
+                for p in load_task("wordmath-l1", split="train", limit=1)]
     adapter = finetune_adapter(adapter_for(lm))
     optimizer = dspy.BootstrapFinetune(metric=lambda example, prediction, trace=None: isinstance(prediction.answer, int),
                                        num_threads=1, train_kwargs={"max_steps": 2, "batch_size": 1, "max_length": 1024,

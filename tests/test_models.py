@@ -260,7 +260,7 @@ class QA(dspy.Signature):
 
 @pytest.mark.model
 def test_the_embedded_model_answers_a_typed_signature_that_parses():
-    lm = resolve_lm(None, max_tokens=256)
+    lm = resolve_lm(None, max_tokens=128)
     with dspy.context(lm=lm, adapter=adapter_for(lm)):
         prediction = dspy.Predict(QA)(question="If 3 pens cost 6 dollars, what do 5 pens cost?")
     assert isinstance(prediction.answer, float) and prediction.reasoning.strip()

@@ -128,7 +128,7 @@ def test_compile_on_the_embedded_model_fine_tunes_it_and_the_program_answers_wit
         return float(prediction.total) >= 0
 
     student = dspy.ChainOfThought(PriceQuote)
-    student.set_lm(finetunable_lm(max_tokens=192))  # the solve step writes its path in free text: ~170 tokens
+    student.set_lm(finetunable_lm(max_tokens=96))
     optimizer = ReGenesisOptimizer(metric=gives_a_total, run_dir=tmp_path / "run", num_threads=1, hint_pass=False,
                                    regenesis=ReGenesisBudget(selections=0, singles=1),
                                    train_kwargs={"max_steps": 1, "batch_size": 1, "max_length": 1024, "lr": 1e-4})

@@ -128,12 +128,12 @@ def test_the_command_exits_1_while_a_problem_failed_and_0_once_the_rerun_finishe
     healthy = False
     markup = Fault(status=503, message="[/red] upstream [bold]down")  # provider text is never rich markup
     with FakeServer(lambda body: plus_reply(body) if healthy else markup) as server:
-        assert cli(tmp_path, server.url, "cli-exit") == 1
+        assert cli(tmp_path, server.url, "cli-exit", "--retries", "0") == 1
         printed = capsys.readouterr().out
         assert re.search(r"failed \(a model call failed; retried by a rerun\)\s*│\s*1", printed)
         assert '{"server_error": 1}' in printed
         healthy = True
-        assert cli(tmp_path, server.url, "cli-exit") == 0
+        assert cli(tmp_path, server.url, "cli-exit", "--retries", "0") == 0
     assert len(rows_file(tmp_path / "out")) == 1
 
 
