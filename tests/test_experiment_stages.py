@@ -43,7 +43,7 @@ limit = {train_limit}
 [eval]
 tasks = ["{data}"]
 answer_type = "number"
-limit = 3
+limit = {eval_limit}
 max_tokens = {eval_max_tokens}
 
 [methods.cot]
@@ -78,7 +78,7 @@ def wrong(body: dict) -> str:
 def write_config(tmp_path: Path, server: FakeServer, model: str, **values) -> Path:
     data = tmp_path / "sums.jsonl"
     data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in PROBLEMS))
-    settings = {"temperature": 0.8, "eval_max_tokens": 32, "train_limit": 3, **values}
+    settings = {"temperature": 0.8, "eval_max_tokens": 32, "train_limit": 3, "eval_limit": 3, **values}
     config = tmp_path / "stages.toml"
     config.write_text(CONFIG.format(model=model, api_base=server.url, data=data, **settings))
     return config
@@ -113,7 +113,8 @@ def one_torch_thread():
 def test_a_changed_synthesis_setting_recomputes_that_stage_and_the_stages_after_it(tmp_path, one_torch_thread):
     out, model = tmp_path / "out", unique_model()
     with FakeServer(arithmetic) as server:
-        config = write_config(tmp_path, server, model)
+        # One evaluation question: the tuned model's evaluations (run twice) are the test's slowest part.
+        config = write_config(tmp_path, server, model, eval_limit=1)
         first = run_experiment(config, out, progress=False)
         assert first.ran == ["eval base", "synthesize cot", "finetune cot", "eval cot"] and first.skipped == []
         base_eval = snapshot(out / "eval" / "base")
@@ -122,7 +123,7 @@ def test_a_changed_synthesis_setting_recomputes_that_stage_and_the_stages_after_
         assert again.ran == [] and again.skipped == first.ran and again.recomputed == []
         sent = len(server.requests)
 
-        config = write_config(tmp_path, server, model, temperature=0.9)
+        config = write_config(tmp_path, server, model, temperature=0.9, eval_limit=1)
         changed = run_experiment(config, out, progress=False)
         assert changed.skipped == ["eval base"]
         assert changed.ran == ["synthesize cot", "finetune cot", "eval cot"]
@@ -148,8 +149,8 @@ def test_a_changed_synthesis_setting_recomputes_that_stage_and_the_stages_after_
     assert (out / "funnel-cot.png").stat().st_size and (out / "training_curves.png").stat().st_size
     summary = json.loads((out / "summary.json").read_text())
     (paired,) = summary["paired"]
-    assert (paired["baseline"], paired["other"]) == ("base", "cot") and paired["tasks"]["sums"]["n"] == 3
-    assert summary["contamination"]["cot"]["exact"] == 3  # it trains on the questions it is evaluated on
+    assert (paired["baseline"], paired["other"]) == ("base", "cot") and paired["tasks"]["sums"]["n"] == 1
+    assert summary["contamination"]["cot"]["exact"] == 1  # it trains on the questions it is evaluated on
 
 
 def test_a_changed_evaluation_setting_recomputes_the_evaluation_and_not_the_synthesis(tmp_path):
