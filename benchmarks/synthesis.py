@@ -270,7 +270,22 @@ def main():
               f"{engine.profile['prompt_tokens'] / max(1e-9, engine.profile['prompt_s']):.0f} tok/s, decoding "
               f"{engine.profile['decoded_tokens'] / max(1e-9, engine.profile['decode_s']):.0f} tok/s per copy; "
               f"sampling {sampling_ms(engine):.1f} ms a token{width}", flush=True)
+        print(f"  {p1_ceiling(engine, raw_rate / copies)}", flush=True)
     print(f"sampling without a grammar (raw decode): {sampling_ms(raw_lms['raw decode'].engine):.1f} ms a token")
+
+
+def p1_ceiling(engine: ProfiledEngine, raw_per_copy: float, goal: float = 0.9) -> str:
+    """The P1 this loop's prompts allow: a copy that spent no time sampling, in engine overhead or idle
+    would still process ``prompt/gen`` prompt tokens at its measured prompt rate for each token it decodes
+    at its measured decode rate. Also the prompt tokens per generated token at which ``goal`` is reachable."""
+    profile = engine.profile
+    prompt_rate = profile["prompt_tokens"] / max(1e-9, profile["prompt_s"])
+    decode_rate = profile["decoded_tokens"] / max(1e-9, profile["decode_s"])
+    per_token = profile["prompt_tokens"] / max(1, engine.completion_tokens) / prompt_rate + 1 / decode_rate
+    room = 1 / (goal * raw_per_copy) - 1 / decode_rate
+    needed = f"at most {prompt_rate * room:.2f}" if room > 0 else "none (decoding alone is too slow)"
+    return (f"P1 ceiling with these prompts: {1 / per_token / raw_per_copy:.2f}; P1 {goal} needs prompt/gen "
+            f"{needed}")
 
 
 def sampling_ms(engine: ProfiledEngine) -> float:
