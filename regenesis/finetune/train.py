@@ -118,7 +118,7 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
     ``settings`` are the fields of ``FinetuneConfig`` (``lora``, ``epochs``, ``lr``, ``max_length`` …).
     Every check on the input runs before any training starts. ``callbacks`` are extra TrainerCallbacks.
     """
-    from regenesis.finetune.progress import RichProgress  # transformers' trainer: seconds to import
+    from regenesis.finetune.callbacks import RichProgress, SkipFinalCheckpoint  # transformers' trainer: seconds to import
 
     config = FinetuneConfig.of(**settings)
     base = base or DEFAULT_MODEL
@@ -138,7 +138,8 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
 
     run["device"], run["precision"] = _device_and_precision(config)
     progress = RichProgress(console)
-    trainer = _trainer(model, tokenizer, rows, config, out, run["device"], run["precision"], [progress, *callbacks])
+    trainer = _trainer(model, tokenizer, rows, config, out, run["device"], run["precision"],
+                       [progress, SkipFinalCheckpoint(), *callbacks])
     if trainer.is_world_process_zero():
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / RUN_FILE, run)

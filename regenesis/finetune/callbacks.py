@@ -1,10 +1,22 @@
-"""Training progress with rich: steps, loss, learning rate, elapsed and remaining time, on the main process only."""
+"""The trainer's callbacks: progress with rich (steps, loss, learning rate, elapsed and remaining time, on the
+main process only), and no checkpoint at the final step."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import TrainerCallback
+
+
+class SkipFinalCheckpoint(TrainerCallback):
+    """The trainer checkpoints the final step (weights and optimizer state: 4 s for the embedded model) just
+    before the model itself is saved and the checkpoints are deleted. A run killed in between resumes from
+    its last periodic checkpoint and trains the same steps again."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = False
+        return control
 
 
 class RichProgress(TrainerCallback):
