@@ -24,6 +24,7 @@ JSON_OVERHEAD_TOKENS = 64
 # token lets the strings of one output fill its budget and close in nearly every case. One character a
 # token can never overflow, but as the only bound it cut reasoning paths at a quarter of the budget.
 CHARS_PER_TOKEN = 2
+MIN_STRING_CHARS = 64  # a string's bound on the first try, however small its share of the budget
 MAX_ARRAY_ITEMS = 16
 
 # llama-cpp-python silences a model load by pointing the process's stdout and stderr at /dev/null and
@@ -177,8 +178,8 @@ class InProcessEngine:
         first; when that overflows (a run of digits can take a token each), again with one character a
         token, a bound that always closes within the budget."""
         spent = 0
-        for chars_per_token in (CHARS_PER_TOKEN, 1):
-            max_chars = string_bound(schema, kwargs["max_tokens"], chars_per_token, self.max_string_chars)
+        for chars_per_token, minimum in ((CHARS_PER_TOKEN, MIN_STRING_CHARS), (1, 0)):
+            max_chars = string_bound(schema, kwargs["max_tokens"], chars_per_token, self.max_string_chars, minimum)
             kwargs["response_format"] = {"type": "json_object", "schema": bounded_strings(schema, max_chars)}
             response = self._generate(model, kwargs, spent)
             if response.finish_reason != "length" or max_chars is None:
@@ -205,11 +206,13 @@ def count_strings(schema: Any) -> int:
     return 0
 
 
-def string_bound(schema: dict, max_tokens: int, chars_per_token: int, limit: int | None = None) -> int | None:
+def string_bound(schema: dict, max_tokens: int, chars_per_token: int, limit: int | None = None,
+                 minimum: int = MIN_STRING_CHARS) -> int | None:
     """The characters each string of ``schema`` may hold: ``chars_per_token`` for each token of its share of
-    ``max_tokens`` (at least 64), or ``None`` (unbounded) above ``limit``."""
+    ``max_tokens`` (at least ``minimum``), or ``None`` (unbounded) above ``limit``. With one character a
+    token and no minimum, the strings fit the budget however small it is."""
     share = (max_tokens - JSON_OVERHEAD_TOKENS) // max(1, count_strings(schema))
-    max_chars = max(64, share * chars_per_token)
+    max_chars = max(minimum, share * chars_per_token, 0)
     return None if limit and max_chars > limit else max_chars
 
 
@@ -223,7 +226,8 @@ def bounded_strings(schema: Any, max_chars: int | None) -> Any:
     """
     if isinstance(schema, dict):
         bounded = {key: bounded_strings(value, max_chars) for key, value in schema.items()}
-        if bounded.get("type") == "string" and max_chars and "maxLength" not in bounded and "enum" not in bounded:
+        bounds = max_chars is not None and "maxLength" not in bounded and "enum" not in bounded
+        if bounded.get("type") == "string" and bounds:
             bounded["maxLength"] = max_chars
         if bounded.get("type") == "array" and "maxItems" not in bounded:
             bounded["maxItems"] = MAX_ARRAY_ITEMS
