@@ -118,7 +118,7 @@ def finetune(data: str | Path, base: str | None, out: str | Path, *, resume: boo
     ``settings`` are the fields of ``FinetuneConfig`` (``lora``, ``epochs``, ``lr``, ``max_length`` …).
     Every check on the input runs before any training starts. ``callbacks`` are extra TrainerCallbacks.
     """
-    from regenesis.finetune.callbacks import RichProgress, SkipFinalCheckpoint  # transformers' trainer: seconds to import
+    from regenesis.finetune.callbacks import RichProgress, SkipFinalCheckpoint  # heavy: transformers' trainer
 
     config = FinetuneConfig.of(**settings)
     base = base or DEFAULT_MODEL

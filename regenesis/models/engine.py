@@ -226,8 +226,8 @@ def bounded_strings(schema: Any, max_chars: int | None) -> Any:
     """
     if isinstance(schema, dict):
         bounded = {key: bounded_strings(value, max_chars) for key, value in schema.items()}
-        bounds = max_chars is not None and "maxLength" not in bounded and "enum" not in bounded
-        if bounded.get("type") == "string" and bounds:
+        if (bounded.get("type") == "string" and max_chars is not None
+                and "maxLength" not in bounded and "enum" not in bounded):
             bounded["maxLength"] = max_chars
         if bounded.get("type") == "array" and "maxItems" not in bounded:
             bounded["maxItems"] = MAX_ARRAY_ITEMS
