@@ -59,6 +59,7 @@ def losses(ckpt: Path) -> list[float]:
     return [entry["loss"] for entry in log if "loss" in entry]
 
 
+@pytest.mark.slow  # two processes each loading torch and the model: 28 s
 def test_two_cpu_processes_under_accelerate_launch_write_one_checkpoint(tmp_path):
     ckpt, _ = launch("multi_gpu.yaml", tmp_path)
     assert check_checkpoint(ckpt).parallel_mode.name == "DISTRIBUTED"

@@ -117,7 +117,7 @@ def test_a_scripted_regenesis_run_keeps_the_recorded_rows(label_free, tmp_path):
     matches_snapshot(f"scripted-regenesis{'-label-free' if label_free else ''}.json", run_record(tmp_path / "run"))
 
 
-@pytest.mark.parametrize("method", ["cot", "star"])
+@pytest.mark.parametrize("method", [pytest.param("cot", marks=pytest.mark.slow), "star"])  # 14 s each
 def test_the_embedded_model_keeps_the_recorded_rows(method, tmp_path):
     """Sampled with the seeds the rollout ids give, the embedded model is reproducible."""
     from regenesis.models import resolve_lm

@@ -124,7 +124,8 @@ def _json_requests(lm) -> list[tuple[dict, str]]:
 
 @pytest.mark.model
 @pytest.mark.parametrize("signature, inputs", [
-    (MathQA, {"question": QUESTIONS[1]}),
+    # 10 s; MathQA's schema is the one the rollout test below samples and validates in the default suite
+    pytest.param(MathQA, {"question": QUESTIONS[1]}, marks=pytest.mark.slow),
     (Triage, {"report": "The bridge on Main Street has a crack; 40 cars cross it an hour."}),
 ])
 def test_the_gguf_answers_every_schema_in_json_that_validates(signature, inputs):
@@ -203,6 +204,7 @@ def test_solve_asks_a_tuned_checkpoint_as_it_was_trained(tiny_finetune, capsys):
 
 
 @pytest.mark.model
+@pytest.mark.slow  # 23 s; the default suite asks the tuned checkpoint through `solve` (above)
 def test_synthesize_with_a_tuned_checkpoint_parses_every_step(tiny_finetune, tmp_path):
     out = tmp_path / "syn"
     assert main(["synthesize", "--model", str(tiny_finetune), "--method", "regenesis", "--task", "gsm8k-sample",

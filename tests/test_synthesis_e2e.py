@@ -37,7 +37,9 @@ def check_rows(out, method):
     return rows
 
 
-@pytest.mark.parametrize("method", [name for name in METHOD_NAMES if name != "gold-sft"])
+# Self-discover (10 s) shares ReGenesis's engine path and steps' shapes; its program runs scripted in test_programs.py.
+@pytest.mark.parametrize("method", [pytest.param(name, marks=pytest.mark.slow) if name == "self-discover" else name
+                                    for name in METHOD_NAMES if name != "gold-sft"])
 def test_each_method_runs_end_to_end_on_a_gsm8k_problem(method, problems, tmp_path):
     # One problem: regenesis asks 8 calls for it (select, adapt, structure, solve, then the hinted pass). Prompt
     # tokens cost about as much as generated ones, and the select steps of regenesis and self-discover list
