@@ -17,6 +17,8 @@ CONSTRAINTS ?= requirements/constraints.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 CONVERTER_SOURCE := requirements/llama-cpp-python-source.txt
 CONVERTER_DOWNLOAD := $(VENV)/converter-download
+# pytest-xdist processes for the suite: two halve its time on 2 cores (README, Development).
+TEST_WORKERS ?= 2
 
 .PHONY: install converter demo test test-all bench clean
 
@@ -44,10 +46,10 @@ demo: install
 	$(BIN)/regenesis experiment examples/quickstart.toml --out runs/quickstart
 
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 test-all: install
-	$(BIN)/pytest -q -m "slow or not slow"
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "slow or not slow"
 
 clean:
 	rm -rf $(VENV) runs

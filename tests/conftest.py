@@ -1,5 +1,6 @@
 """Test settings: offline, and a fresh DSPy cache per session so counts of generations are real; one tiny
-real fine-tune that every test inspecting a checkpoint shares."""
+real fine-tune that every test inspecting a checkpoint shares, made once even when pytest-xdist runs the
+suite in several worker processes (`make test` runs two)."""
 
 import atexit
 import importlib.util
@@ -32,9 +33,24 @@ def tiny_finetune(tmp_path_factory) -> Path:
     `regenesis synthesize` writes it and as DSPy does; one batch holds both rows, so each step's loss is the
     training loss on those same rows. It reports to TensorBoard where that is installed (the log and the
     curve are written either way)."""
+    from filelock import FileLock
+
+    # pytest-xdist's workers share the parent of their temporary folders: the first to ask trains, the rest
+    # wait for it and load its checkpoint.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    folder = shared / "tiny-finetune"
+    with FileLock(str(shared / "tiny-finetune.lock")):
+        record = folder / "ckpt" / "finetune.json"
+        if not (record.is_file() and "result" in json.loads(record.read_text())):
+            _train_tiny(folder)
+    return folder / "ckpt"
+
+
+def _train_tiny(folder: Path) -> None:
     import torch  # heavy: the training step's threads
 
-    folder = tmp_path_factory.mktemp("tiny-finetune")
     synthesized = shortest_lines(1)
     rows = write_rows(folder / "rows", synthesized + dspy_rows([json.loads(line)["messages"] for line in synthesized]))
     report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
@@ -47,4 +63,3 @@ def tiny_finetune(tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     assert code == 0
-    return folder / "ckpt"
