@@ -42,17 +42,24 @@ def export_gguf(ckpt: str | Path, quant: str = "q8_0", *, llama_cpp_source: str 
         raise BadInput(f"{ckpt}: not a model folder (no config.json); pass a `regenesis finetune` checkpoint")
     quant = _quant_name(quant)
     converter = _converter(llama_cpp_source)
-    target = ckpt / "gguf" / f"model-{quant}.gguf"
+    target = exported_path(ckpt, quant)
     target.parent.mkdir(exist_ok=True)
     with _staged(ckpt) as folder, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        written = Path(scratch) / target.name
         if quant in CONVERTER_TYPES:
-            _convert(converter, folder, target, quant, ckpt.resolve().name)
+            _convert(converter, folder, written, quant, ckpt.resolve().name)
         else:
             f16 = Path(scratch) / "model-f16.gguf"
             _convert(converter, folder, f16, "f16", ckpt.resolve().name)
-            _quantize(f16, target, quant)
+            _quantize(f16, written, quant)
+        os.replace(written, target)  # whole or not at all: a killed export leaves no partial file to load
     console.print(f"Wrote {target} (use it as --model {target})", markup=False, highlight=False)
     return target
+
+
+def exported_path(ckpt: str | Path, quant: str) -> Path:
+    """Where ``export_gguf(ckpt, quant)`` writes its file."""
+    return Path(ckpt).expanduser() / "gguf" / f"model-{_quant_name(quant)}.gguf"
 
 
 def _quant_name(quant: str) -> str:
