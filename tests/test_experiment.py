@@ -91,6 +91,39 @@ def test_a_tiny_experiment_reports_and_resumes_stage_by_stage(tmp_path):
     assert (out / "report.md").read_text().split("## Time per stage")[0] == results_part
 
 
+@pytest.mark.model
+def test_the_base_row_is_the_base_exported_as_the_tuned_models_are(tmp_path, monkeypatch):
+    """Base and tuned rows differ only in the training: the embedded Q4_1 model is evaluated from the dense
+    folder it is fine-tuned from, exported to the tuned models' GGUF type, and the export is made once."""
+    import gguf
+
+    from regenesis.experiment.stages import StageRunner
+    from regenesis.finetune import dense_base
+    from regenesis.models import resolve_lm
+
+    dense = tmp_path / "dense"  # the cached dense folder seen through links, so that the export lands here
+    dense.mkdir()
+    for item in Path(dense_base(None)).iterdir():
+        if item.is_file():
+            (dense / item.name).symlink_to(item)
+    monkeypatch.setattr("regenesis.experiment.stages.dense_base", lambda spec: str(dense))
+    config = ExperimentConfig.load(write_config(tmp_path))
+    config.finetune.export_gguf = "q8_0"
+    runner = StageRunner(config, tmp_path / "out", progress=False)
+
+    served = runner.served_base(None)
+    assert served == str(dense / "gguf" / "model-q8_0.gguf")
+    file_type = gguf.GGUFReader(served).fields["general.file_type"]
+    assert file_type.parts[file_type.data[0]][0] == gguf.LlamaFileType.MOSTLY_Q8_0
+    written = Path(served).stat().st_mtime_ns
+    assert runner.served_base(None) == served and Path(served).stat().st_mtime_ns == written
+    assert resolve_lm(served, max_tokens=4, cache=False)("What is 2 + 2?")[0]
+
+    assert runner.served_base("openai/hosted") == "openai/hosted"  # a hosted model is served as it is
+    config.finetune.export_gguf = ""
+    assert runner.served_base(None) is None  # tuned models served unexported: so is the base
+
+
 def test_bad_configs_name_the_problem(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[train]\ntask = "gsm8k-sample"\n[eval]\ntasks = ["gsm8k-sample"]\n[methods.x]\nmethod = "nope"\n')

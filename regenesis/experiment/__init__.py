@@ -139,7 +139,9 @@ class Experiment(StageRunner):
     def run_stages(self, train, evaluation) -> Path:
         base = self.config.model
         trained = self.config.finetune.base or base  # the model fine-tuned (a hosted generator cannot be)
-        evaluations = {"base": self.evaluate("base", self.config.eval.base_model or base, evaluation, after={})}
+        # The base row, unless the config names its own, is the fine-tuned base served as the tuned rows are.
+        base_row = self.config.eval.base_model or (self.served_base(base) if trained == base else base)
+        evaluations = {"base": self.evaluate("base", base_row, evaluation, after={})}
         syntheses: dict[str, dict] = {}
         for method_label, method in self.config.methods.items():
             generator, tuned_from, upstream = base, trained, {}
