@@ -21,12 +21,18 @@ With a ``batched`` loop it also prints the batched engine's raw decode tokens/s 
 from as many threads as its copies have slots). The batched profile counts the batch worker's time:
 a prompt is decoded in a step of its own, so "prompt" and "decode" are its two kinds of step.
 
+``--requantize q8_0`` (or ``q4_0``, ``f16``) runs the same loops on the embedded model's weights stored as
+that llama.cpp type (written once under ``--out``): the CPU kernels for the type set how fast a prompt
+token is processed against a decoded one, and so the P1 a loop's prompts allow. ``--model`` runs them on
+another GGUF file.
+
     .venv/bin/python benchmarks/synthesis.py [--problems 1] [--generations 8] [--preset default]
         [--num-threads 2] [--hint] [--loops prefix-match,prefix-states] [--batch-size 4]
-        [--out runs/bench-synthesis]
+        [--model PATH.gguf | --requantize q8_0] [--out runs/bench-synthesis]
 """
 
 import argparse
+import ctypes
 import dataclasses
 import shutil
 import sys
@@ -35,6 +41,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 from common import ROOT, TimedLlamaCppEngine
 
@@ -171,9 +178,25 @@ LOOPS = {"prefix-match": ("prefix match only", PrefixMatchOnlyEngine),
          "batched": ("batched", BatchedProfiledEngine)}
 
 
-def profiled_lm(engine_class, max_tokens: int = 384, **engine_options) -> dspy.LM:
-    plain = resolve_lm(None)
-    return dspy.LM(plain.model, engine=engine_class(plain.engine.path, **engine_options), temperature=0.0,
+REQUANTIZE = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+              "f16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16}
+
+
+def requantized(source: str, kind: str, folder: Path) -> str:
+    """``source`` (a GGUF file) with its weights stored as ``kind``, written once into ``folder``."""
+    out = folder / f"{Path(source).stem}.{kind}.gguf"
+    if not out.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype, params.allow_requantize = REQUANTIZE[kind], True
+        if llama_cpp.llama_model_quantize(source.encode(), str(out).encode(), ctypes.byref(params)) != 0:
+            raise SystemExit(f"--requantize: llama.cpp could not write {out}")
+    return str(out)
+
+
+def profiled_lm(engine_class, model_path: str, max_tokens: int = 384, **engine_options) -> dspy.LM:
+    plain = resolve_lm(None)  # its provider name and chat settings; the weights are those of model_path
+    return dspy.LM(plain.model, engine=engine_class(model_path, **engine_options), temperature=0.0,
                    max_tokens=max_tokens, cache=False)
 
 
@@ -218,8 +241,17 @@ def main():
     parser.add_argument("--loops", default="prefix-match,prefix-states",
                         help=f"comma-separated, run in this order: {', '.join(LOOPS)}")
     parser.add_argument("--batch-size", type=int, default=4, help="requests a copy decodes together (batched loop)")
+    parser.add_argument("--model", help="a GGUF file (default: the embedded model)")
+    parser.add_argument("--requantize", choices=sorted(REQUANTIZE),
+                        help="the model's weights stored as this llama.cpp type")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-synthesis"))
     args = parser.parse_args()
+    model_path = args.model or resolve_lm(None).engine.path
+    if not Path(model_path).is_file() or not model_path.endswith(".gguf"):
+        print(f"--model: {model_path} is not a GGUF file", file=sys.stderr)
+        raise SystemExit(2)
+    if args.requantize:
+        model_path = requantized(model_path, args.requantize, Path(args.out) / "models")
     unknown = [name for name in args.loops.split(",") if name not in LOOPS]
     if unknown:
         print(f"--loops: unknown loop {unknown[0]!r} (known: {', '.join(LOOPS)})", file=sys.stderr)
@@ -231,13 +263,14 @@ def main():
     config = preset(args.preset, method="regenesis", num_threads=args.num_threads,
                     generations=args.generations or None, hint_pass=args.hint)
     batching = {"batch_size": args.batch_size}
-    loops = {LOOPS[name][0]: profiled_lm(LOOPS[name][1], **(batching if name == "batched" else {}))
+    loops = {LOOPS[name][0]: profiled_lm(LOOPS[name][1], model_path, **(batching if name == "batched" else {}))
              for name in args.loops.split(",")}
-    raw_lms = {"raw decode": profiled_lm(PrefixMatchOnlyEngine)}  # own counters, the first loop's loaded copies
+    # own counters, the first loop's loaded copies
+    raw_lms = {"raw decode": profiled_lm(PrefixMatchOnlyEngine, model_path)}
     if "batched" in args.loops.split(","):
-        raw_lms["batched decode"] = profiled_lm(BatchedRawEngine, **batching)
+        raw_lms["batched decode"] = profiled_lm(BatchedRawEngine, model_path, **batching)
     copies = raw_lms["raw decode"].engine.copy_count()
-    print(f"regenesis bootstrap loop, embedded model, gsm8k-sample train, {args.problems} problems, preset "
+    print(f"regenesis bootstrap loop, {Path(model_path).name}, gsm8k-sample train, {args.problems} problems, preset "
           f"{args.preset}, {args.generations or 'preset'} generations, {args.num_threads} threads "
           f"({copies * args.batch_size} for the batched loop), {copies} engine copies", flush=True)
     raw = {name: [raw_decode_rate(lm, 2 * request_threads(lm.engine))] for name, lm in raw_lms.items()}
