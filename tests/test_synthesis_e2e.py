@@ -37,8 +37,12 @@ def check_rows(out, method):
     return rows
 
 
-# Self-discover (10 s) shares ReGenesis's engine path and steps' shapes; its program runs scripted in test_programs.py.
-@pytest.mark.parametrize("method", [pytest.param(name, marks=pytest.mark.slow) if name == "self-discover" else name
+# Slow: self-discover (10 s) shares ReGenesis's engine path and steps' shapes, and its program runs scripted in
+# test_programs.py; star (16 s) runs on the embedded model, hinted pass included, in test_behaviour_unchanged.py.
+SLOW_METHODS = ("self-discover", "star")
+
+
+@pytest.mark.parametrize("method", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_METHODS else name
                                     for name in METHOD_NAMES if name != "gold-sft"])
 def test_each_method_runs_end_to_end_on_a_gsm8k_problem(method, problems, tmp_path):
     # One problem: regenesis asks 8 calls for it (select, adapt, structure, solve, then the hinted pass). Prompt
