@@ -1,6 +1,6 @@
 """Test settings: offline, and a fresh DSPy cache per session so counts of generations are real; one tiny
 real fine-tune that every test inspecting a checkpoint shares, made once even when pytest-xdist runs the
-suite in several worker processes (`make test` runs two)."""
+suite in several worker processes (`make test` runs three)."""
 
 import atexit
 import importlib.util
