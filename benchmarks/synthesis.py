@@ -32,7 +32,6 @@ another GGUF file.
 """
 
 import argparse
-import ctypes
 import dataclasses
 import shutil
 import sys
@@ -48,6 +47,7 @@ from common import ROOT, TimedLlamaCppEngine
 import dspy
 import llama_cpp
 from regenesis.tasks import load_task
+from regenesis.finetune.export import quantize_gguf
 from regenesis.models.llama_batch import BatchedLlama, SequenceBatch
 from regenesis.models.llama_prefix import PrefixCachingLlama
 from regenesis.models import resolve_lm
@@ -178,8 +178,7 @@ LOOPS = {"prefix-match": ("prefix match only", PrefixMatchOnlyEngine),
          "batched": ("batched", BatchedProfiledEngine)}
 
 
-REQUANTIZE = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
-              "f16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16}
+REQUANTIZE = ("q8_0", "q4_0", "f16")
 
 
 def requantized(source: str, kind: str, folder: Path) -> str:
@@ -187,10 +186,7 @@ def requantized(source: str, kind: str, folder: Path) -> str:
     out = folder / f"{Path(source).stem}.{kind}.gguf"
     if not out.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        params = llama_cpp.llama_model_quantize_default_params()
-        params.ftype, params.allow_requantize = REQUANTIZE[kind], True
-        if llama_cpp.llama_model_quantize(source.encode(), str(out).encode(), ctypes.byref(params)) != 0:
-            raise SystemExit(f"--requantize: llama.cpp could not write {out}")
+        quantize_gguf(Path(source), out, kind.upper())
     return str(out)
 
 
@@ -242,7 +238,7 @@ def main():
                         help=f"comma-separated, run in this order: {', '.join(LOOPS)}")
     parser.add_argument("--batch-size", type=int, default=4, help="requests a copy decodes together (batched loop)")
     parser.add_argument("--model", help="a GGUF file (default: the embedded model)")
-    parser.add_argument("--requantize", choices=sorted(REQUANTIZE),
+    parser.add_argument("--requantize", choices=REQUANTIZE,
                         help="the model's weights stored as this llama.cpp type")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-synthesis"))
     args = parser.parse_args()

@@ -51,7 +51,7 @@ def export_gguf(ckpt: str | Path, quant: str = "q8_0", *, llama_cpp_source: str 
         else:
             f16 = Path(scratch) / "model-f16.gguf"
             _convert(converter, folder, f16, "f16", ckpt.resolve().name)
-            _quantize(f16, written, quant)
+            quantize_gguf(f16, written, quant)
         os.replace(written, target)  # whole or not at all: a killed export leaves no partial file to load
     console.print(f"Wrote {target} (use it as --model {target})", markup=False, highlight=False)
     return target
@@ -102,12 +102,15 @@ def _convert(converter: Path, folder: Path, target: Path, outtype: str, model_na
         raise RuntimeError(f"convert_hf_to_gguf.py failed:\n{done.stderr[-3000:]}")
 
 
-def _quantize(source: Path, target: Path, quant: str) -> None:
+def quantize_gguf(source: Path, target: Path, quant: str) -> None:
+    """``source`` (a GGUF file) written to ``target`` with its weights as ``quant`` (a llama.cpp type, e.g.
+    ``Q4_K_M``, ``Q8_0``); already quantized weights are re-quantized."""
     import llama_cpp  # heavy: llama-cpp-python
 
     console.print(f"Quantizing to {quant}", highlight=False)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant}")
+    params.allow_requantize = True
     params.nthread = os.cpu_count() or 1
     log = target.with_suffix(".log")
     with _native_stderr_to(log):  # llama.cpp writes a line per tensor straight to the C stderr
